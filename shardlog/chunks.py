@@ -1,0 +1,111 @@
+"""The chunks of one disk's stream and how many live entries each still holds.
+
+A closed chunk can be deleted once no group has a live entry in it and the
+records that made it dead are durable; deletion goes oldest first, so the
+chunk offsets on disk never have a gap. Counting live entries per chunk (an
+int per chunk, updated by ranges with bisect) keeps that decision O(chunks)
+instead of a scan of every group.
+"""
+
+import os
+from bisect import bisect_left, bisect_right
+
+
+class Chunk:
+    __slots__ = ("start", "end", "records", "live", "dead_at", "closed_at", "fd")
+
+    def __init__(self, start):
+        self.start = start
+        #: Global offset where the chunk ends; None while it is the open chunk.
+        self.end = None
+        self.records = 0
+        self.live = 0
+        #: Stream offset that must be durable before the chunk may go: the end
+        #: of the stream when its last live entry died.
+        self.dead_at = 0
+        #: End of the next chunk's checkpoint: the state the chunk held lives
+        #: on there, so it may go only once that is durable.
+        self.closed_at = None
+        self.fd = None
+
+    @property
+    def is_open(self):
+        return self.end is None
+
+    def close_fd(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __repr__(self):
+        return f"Chunk({self.start}..{self.end}, live={self.live})"
+
+
+class ChunkSet:
+    """Ordered chunks of a disk; the last one is the open chunk."""
+
+    def __init__(self):
+        self.chunks = []
+        self.starts = []
+
+    def __iter__(self):
+        return iter(self.chunks)
+
+    def __len__(self):
+        return len(self.chunks)
+
+    @property
+    def open(self):
+        return self.chunks[-1]
+
+    def add(self, start):
+        chunk = Chunk(start)
+        self.chunks.append(chunk)
+        self.starts.append(start)
+        return chunk
+
+    def find(self, offset):
+        """The chunk holding the byte at global ``offset``."""
+        i = bisect_right(self.starts, offset) - 1
+        if i < 0:
+            raise LookupError(f"offset {offset} is before the oldest chunk")
+        return self.chunks[i]
+
+    def release(self, offsets, start, end, now):
+        """Entries at array positions ``[start, end)`` of ``offsets`` died at stream offset ``now``."""
+        while start < end:
+            i = bisect_right(self.starts, offsets[start]) - 1
+            chunk = self.chunks[i]
+            if chunk.end is None:
+                n = end - start
+            else:
+                n = bisect_left(offsets, chunk.end, start, end) - start
+            chunk.live -= n
+            if chunk.live == 0:
+                chunk.dead_at = now
+            start += n
+
+    def removable(self, synced):
+        """The oldest closed chunks that are dead and whose death is durable."""
+        out = []
+        for chunk in self.chunks[:-1]:
+            if chunk.live or max(chunk.dead_at, chunk.closed_at or 0) > synced:
+                break
+            out.append(chunk)
+        return out
+
+    def drop_newest(self):
+        self.chunks.pop().close_fd()
+        self.starts.pop()
+
+    def drop_oldest(self, n):
+        for chunk in self.chunks[:n]:
+            chunk.close_fd()
+        del self.chunks[:n], self.starts[:n]
+
+    def pinning_chunk(self):
+        """The oldest chunk that still holds live entries, or None."""
+        for chunk in self.chunks:
+            if chunk.live:
+                return chunk
+        return None

@@ -1,0 +1,254 @@
+"""Records of a disk's stream, in raft-log's framing.
+
+A record is ``u32 BE type``, the body, then the CRC-32 (IEEE, ``zlib.crc32``)
+of type and body stored as a ``u64 BE``. shardlog's stream puts the group id
+(u64 BE) right after the type of every per-group record; raft-log's own
+directories (``with_gid=False``) have no group id. Bodies use big-endian u64
+for numbers, ``u8 0|1`` before an Option and ``u32 BE length + bytes`` for
+bytes. docs/format.md is the reference; tests/test_codec.py spells out the
+bytes of every type.
+"""
+
+import struct
+import zlib
+from typing import NamedTuple, Optional
+
+from .types import LogState
+
+SAVE_VOTE = 0
+APPEND = 1
+COMMIT = 2
+TRUNCATE_AFTER = 3
+PURGE_UPTO = 4
+STATE = 5
+CHECKPOINT = 6
+GROUP_CREATE = 7
+GROUP_DROP = 8
+
+TYPE_NAMES = {
+    SAVE_VOTE: "SaveVote", APPEND: "Append", COMMIT: "Commit",
+    TRUNCATE_AFTER: "TruncateAfter", PURGE_UPTO: "PurgeUpto", STATE: "State",
+    CHECKPOINT: "Checkpoint", GROUP_CREATE: "GroupCreate", GROUP_DROP: "GroupDrop",
+}
+RAFT_LOG_TYPES = frozenset(range(6))
+
+#: Version of the stream format, carried by every Checkpoint record.
+FORMAT_VERSION = 1
+STATE_VERSION = 1
+
+U32 = struct.Struct(">I")
+U64 = struct.Struct(">Q")
+PAIR = struct.Struct(">QQ")
+CRC = struct.Struct(">Q")
+HEAD = struct.Struct(">I")
+HEAD_GID = struct.Struct(">IQ")
+CHECKPOINT_HEAD = struct.Struct(">IIQQ")  # type, format version, chunk offset, group count
+#: Append in shardlog's stream: type, gid, term, index, payload length.
+APPEND_HEAD = struct.Struct(">IQQQI")
+APPEND_OVERHEAD = APPEND_HEAD.size + CRC.size
+#: Where an Append's payload starts, counted from the record's first byte.
+APPEND_PAYLOAD_AT = APPEND_HEAD.size
+#: Append in raft-log's framing (no group id).
+RAFT_LOG_APPEND_HEAD = struct.Struct(">IQQI")
+
+_NONE = b"\x00"
+_SOME = b"\x01"
+
+
+class Record(NamedTuple):
+    """A decoded record. ``value`` depends on ``type``:
+
+    SaveVote: vote; Append: (log_id, payload); Commit, PurgeUpto: log_id;
+    TruncateAfter: log_id or None; State: LogState; Checkpoint:
+    (format_version, chunk_offset, [(gid, LogState), ...]); GroupCreate,
+    GroupDrop: None.
+    """
+
+    type: int
+    gid: Optional[int]
+    value: object
+
+
+class Incomplete(Exception):
+    """The record runs past the end of the data: a torn write, if at the tail."""
+
+
+class BadRecord(Exception):
+    """The bytes are not a valid record (checksum, type, version)."""
+
+
+# ---------------------------------------------------------------- encoding
+
+
+def _opt_pair(v):
+    return _NONE if v is None else _SOME + PAIR.pack(v[0], v[1])
+
+
+def _opt_bytes(v):
+    return _NONE if v is None else _SOME + U32.pack(len(v)) + v
+
+
+def encode_state(state: LogState) -> bytes:
+    return b"".join((
+        bytes((STATE_VERSION,)),
+        _opt_pair(state.vote), _opt_pair(state.last), _opt_pair(state.committed),
+        _opt_pair(state.purged), _opt_bytes(state.user_data),
+    ))
+
+
+def encode_body(rtype, value) -> bytes:
+    """Body of a per-group record, without its type, group id or checksum."""
+    if rtype in (SAVE_VOTE, COMMIT, PURGE_UPTO):
+        return PAIR.pack(value[0], value[1])
+    if rtype == APPEND:
+        (term, index), payload = value
+        return PAIR.pack(term, index) + U32.pack(len(payload)) + payload
+    if rtype == TRUNCATE_AFTER:
+        return _opt_pair(value)
+    if rtype == STATE:
+        return encode_state(value)
+    if rtype in (GROUP_CREATE, GROUP_DROP):
+        return b""
+    raise ValueError(f"no body encoding for record type {rtype}")
+
+
+def _frame(head: bytes, body: bytes) -> bytes:
+    return head + body + CRC.pack(zlib.crc32(body, zlib.crc32(head)))
+
+
+def encode(rtype, gid, value=None) -> bytes:
+    """A per-group record of shardlog's stream."""
+    return _frame(HEAD_GID.pack(rtype, gid), encode_body(rtype, value))
+
+
+def encode_raft_log(rtype, value) -> bytes:
+    """A record in raft-log's own framing (types 0..5, no group id)."""
+    if rtype not in RAFT_LOG_TYPES:
+        raise ValueError(f"record type {rtype} does not exist in raft-log")
+    return _frame(HEAD.pack(rtype), encode_body(rtype, value))
+
+
+def encode_checkpoint(chunk_offset, states) -> bytes:
+    """The record that opens every chunk: the state of every group on the disk.
+
+    ``states`` is an iterable of ``(gid, LogState)``.
+    """
+    states = list(states)
+    parts = [U64.pack(gid) + encode_state(st) for gid, st in states]
+    head = CHECKPOINT_HEAD.pack(CHECKPOINT, FORMAT_VERSION, chunk_offset, len(states))
+    # The checksum covers the type too, so frame as if the type were the head.
+    return _frame(head[:4], head[4:] + b"".join(parts))
+
+
+def encode_append(gid, log_id, payload) -> bytes:
+    head = APPEND_HEAD.pack(APPEND, gid, log_id[0], log_id[1], len(payload))
+    return head + payload + CRC.pack(zlib.crc32(payload, zlib.crc32(head)))
+
+
+# ---------------------------------------------------------------- decoding
+
+
+class _Cursor:
+    __slots__ = ("buf", "pos", "limit")
+
+    def __init__(self, buf, pos):
+        self.buf = buf
+        self.pos = pos
+        self.limit = len(buf)
+
+    def take(self, n):
+        start = self.pos
+        end = start + n
+        if end > self.limit:
+            raise Incomplete(f"record needs {end - self.limit} more bytes")
+        self.pos = end
+        return start
+
+    def u8(self):
+        return self.buf[self.take(1)]
+
+    def u32(self):
+        return U32.unpack_from(self.buf, self.take(4))[0]
+
+    def u64(self):
+        return U64.unpack_from(self.buf, self.take(8))[0]
+
+    def pair(self):
+        return PAIR.unpack_from(self.buf, self.take(16))
+
+    def option(self, read):
+        flag = self.u8()
+        if flag == 0:
+            return None
+        if flag == 1:
+            return read()
+        raise BadRecord(f"option flag {flag} is neither 0 nor 1")
+
+    def raw(self):
+        n = self.u32()
+        start = self.take(n)
+        return bytes(self.buf[start:start + n])
+
+    def state(self):
+        version = self.u8()
+        if version != STATE_VERSION:
+            raise BadRecord(f"unsupported LogState version {version}")
+        pair = self.pair
+        return LogState(self.option(pair), self.option(pair), self.option(pair),
+                        self.option(pair), self.option(self.raw))
+
+
+def decode(buf, pos=0, with_gid=True):
+    """Decode the record at ``pos``; returns ``(Record, end)``.
+
+    Raises Incomplete when the data ends inside the record, BadRecord when the
+    record is complete but wrong (unknown type, checksum mismatch).
+    """
+    cur = _Cursor(buf, pos)
+    rtype = cur.u32()
+    if rtype not in TYPE_NAMES or (not with_gid and rtype not in RAFT_LOG_TYPES):
+        raise BadRecord(f"unknown record type {rtype}")
+    gid = None
+    if rtype == CHECKPOINT:
+        version = cur.u32()
+        if version != FORMAT_VERSION:
+            raise BadRecord(f"unsupported format version {version}")
+        chunk_offset = cur.u64()
+        count = cur.u64()
+        states = [(cur.u64(), cur.state()) for _ in range(count)]
+        value = (version, chunk_offset, states)
+    else:
+        if with_gid:
+            gid = cur.u64()
+        if rtype in (SAVE_VOTE, COMMIT, PURGE_UPTO):
+            value = cur.pair()
+        elif rtype == APPEND:
+            log_id = cur.pair()
+            value = (log_id, cur.raw())
+        elif rtype == TRUNCATE_AFTER:
+            value = cur.option(cur.pair)
+        elif rtype == STATE:
+            value = cur.state()
+        else:
+            value = None
+    body_end = cur.pos
+    stored = CRC.unpack_from(buf, cur.take(8))[0]
+    actual = zlib.crc32(memoryview(buf)[pos:body_end])
+    if stored != actual:
+        raise BadRecord(f"crc32 checksum mismatch: stored {stored:x}, computed {actual:x}")
+    return Record(rtype, gid, value), cur.pos
+
+
+def describe(record: Record) -> str:
+    """One line for a record, as ``dump`` prints it."""
+    name = TYPE_NAMES[record.type]
+    if record.type == CHECKPOINT:
+        version, offset, states = record.value
+        return f"{name}(version={version}, chunk={offset}, groups={len(states)})"
+    gid = "" if record.gid is None else f"g={record.gid} "
+    if record.type == APPEND:
+        log_id, payload = record.value
+        return f"{name}({gid}{log_id}, {payload!r})"
+    if record.value is None and record.type in (GROUP_CREATE, GROUP_DROP):
+        return f"{name}({gid.strip()})"
+    return f"{name}({gid}{record.value})"

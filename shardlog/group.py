@@ -1,0 +1,119 @@
+"""One Raft group's state and the rules of raft-log that guard it.
+
+Checks (``check_*``) raise and change nothing; they run before a byte is
+encoded. Applies (``apply_*``) change memory and are shared by the write path
+and by recovery, so a replayed stream rebuilds exactly what was acknowledged.
+"""
+
+from .errors import LogIdNonConsecutive, LogIdReversal, LogIndexNotFound, VoteReversal
+from .index import EntryIndex
+from .types import LogState, next_index
+
+
+def _above(a, b):
+    """``a > b`` where None is below everything (Option ordering in Rust)."""
+    if a is None:
+        return False
+    return b is None or a > b
+
+
+class GroupState:
+    __slots__ = ("gid", "disk", "vote", "last", "committed", "purged", "user_data",
+                 "index", "payloads")
+
+    def __init__(self, gid, disk=None, state=LogState()):
+        self.gid = gid
+        #: The Disk this group lives on (placement never changes).
+        self.disk = disk
+        self.vote, self.last, self.committed, self.purged, self.user_data = state
+        self.index = EntryIndex()
+        #: Cached payloads by log index; see cache.py for when they go.
+        self.payloads = {}
+
+    def state(self):
+        return LogState(self.vote, self.last, self.committed, self.purged, self.user_data)
+
+    def set_state(self, state):
+        self.vote, self.last, self.committed, self.purged, self.user_data = state
+
+    # ------------------------------------------------------------ checks
+
+    def check_vote(self, vote):
+        if _above(self.vote, vote):
+            raise VoteReversal(self.vote, vote)
+
+    def check_append(self, log_ids):
+        """Check a whole batch as if each entry were appended in turn."""
+        last = self.last
+        for log_id in log_ids:
+            if last is not None:
+                if log_id <= last:
+                    raise LogIdReversal(last, log_id, "append")
+                if log_id[1] != last[1] + 1:
+                    raise LogIdNonConsecutive(last, log_id)
+            last = log_id
+
+    def truncate_target(self, index):
+        """The log id a truncate at ``index`` keeps as the last one (None: keep nothing)."""
+        if index == next_index(self.purged):
+            return self.purged
+        term = self.index.term_at(index - 1) if index > 0 else None
+        if term is None:
+            raise LogIndexNotFound(index - 1 if index > 0 else index)
+        return (term, index - 1)
+
+    def purge_is_noop(self, upto):
+        return upto[1] < next_index(self.purged)
+
+    def check_commit(self, log_id):
+        if _above(self.committed, log_id):
+            raise LogIdReversal(self.committed, log_id, "commit")
+
+    # ------------------------------------------------------------ applies
+
+    def _drop_payloads(self, lo, hi):
+        """Forget cached payloads of indexes ``[lo, hi)``."""
+        payloads = self.payloads
+        if not payloads or lo >= hi:
+            return
+        if hi - lo <= len(payloads):
+            for i in range(lo, hi):
+                payloads.pop(i, None)
+        else:
+            for i in [i for i in payloads if lo <= i < hi]:
+                del payloads[i]
+
+    def apply_append(self, log_id, offset, size, chunks):
+        self.index.append(log_id[1], log_id[0], offset, size)
+        chunks.open.live += 1
+        self.last = log_id
+
+    def apply_truncate(self, log_id, chunks, now):
+        keep = next_index(log_id)
+        index = self.index
+        start, end = index.span_after(keep - 1)
+        if start < end:
+            self._drop_payloads(index.first + start - index.head, index.first + end - index.head)
+            chunks.release(index.offsets, start, end, now)
+            index.cut_tail(start)
+        if _above(self.last, log_id):
+            self.last = log_id
+
+    def apply_purge(self, upto, chunks, now):
+        index = self.index
+        start, end = index.span_upto(upto[1])
+        if start < end:
+            self._drop_payloads(index.first, index.first + end - start)
+            chunks.release(index.offsets, start, end, now)
+        index.cut_head(end, upto[1] + 1)
+        if _above(upto, self.purged):
+            self.purged = upto
+        if _above(upto, self.last):
+            self.last = upto
+
+    def release_all(self, chunks, now):
+        """The group is dropped: every entry it holds is dead."""
+        index = self.index
+        chunks.release(index.offsets, index.head, len(index.terms), now)
+        index.clear()
+        self.payloads.clear()

@@ -1,0 +1,43 @@
+"""Engine settings: one dict of defaults, and the check that rejects unknown names."""
+
+from .errors import InvalidArgument
+
+MiB = 1 << 20
+
+DEFAULTS = {
+    #: A chunk is closed once it holds this many bytes (checked after each record).
+    "chunk_max_size": 64 * MiB,
+    #: ... or this many records (its opening checkpoint counts as one).
+    "chunk_max_records": 1 << 20,
+    #: Durable payloads beyond these bounds (per disk) are dropped from memory.
+    "cache_max_items": 100_000,
+    "cache_max_bytes": 256 * MiB,
+    #: Encoded records are handed to the flusher once this many wait, flush or not.
+    "write_buffer_size": 1 * MiB,
+    #: On open, cut a torn last record or trailing zeros of the last chunk
+    #: (as raft-log's ``truncate_incomplete_record``); otherwise refuse to open.
+    "truncate_incomplete_record": True,
+}
+
+_MINIMUM = {"chunk_max_size": 64, "chunk_max_records": 2, "cache_max_items": 0,
+            "cache_max_bytes": 0, "write_buffer_size": 1}
+
+
+def resolve(overrides):
+    """Defaults updated by ``overrides``; a clear error for a wrong name or value."""
+    unknown = set(overrides) - set(DEFAULTS)
+    if unknown:
+        raise InvalidArgument(f"unknown setting(s): {', '.join(sorted(unknown))}; "
+                              f"known: {', '.join(sorted(DEFAULTS))}")
+    settings = dict(DEFAULTS)
+    for name, value in overrides.items():
+        if value is None:
+            continue
+        default = DEFAULTS[name]
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise InvalidArgument(f"setting {name} must be true or false, not {value!r}")
+        elif not isinstance(value, int) or isinstance(value, bool) or value < _MINIMUM[name]:
+            raise InvalidArgument(f"setting {name} must be an integer >= {_MINIMUM[name]}, not {value!r}")
+        settings[name] = value
+    return settings

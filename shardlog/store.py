@@ -1,0 +1,449 @@
+"""The embedded engine: ``Store.open(data_dirs)`` and its group handles.
+
+The store owns every group's state and places each new group on the least
+loaded disk, where it stays. Each operation is checked completely before
+anything is encoded, so a rejected request leaves no byte behind and no change
+in memory. One lock guards all state; flushers report from their own threads
+and user callbacks run outside the lock.
+"""
+
+import logging
+import os
+import threading
+import time
+
+from . import codec
+from .disk import Disk
+from .errors import GroupNotFound, InvalidArgument, ShardlogError, StoreClosed
+from .flusher import ThreadFlusher
+from .lockfile import DirLock
+from .recovery import replay
+from .settings import resolve
+from .types import U32_MAX, U64_MAX, LogState
+
+log = logging.getLogger(__name__)
+
+
+class Timeout(ShardlogError, TimeoutError):
+    """A blocking call did not complete within its timeout."""
+
+    code = "Timeout"
+
+
+# ------------------------------------------------------------ argument checks
+
+
+def _u64(value, what):
+    if type(value) is not int or not 0 <= value <= U64_MAX:
+        raise InvalidArgument(f"{what} must be an integer in [0, 2**64), not {value!r}")
+    return value
+
+
+def _pair(value, what):
+    try:
+        a, b = value
+    except (TypeError, ValueError):
+        raise InvalidArgument(f"{what} must be a pair of integers, not {value!r}") from None
+    if type(a) is not int or type(b) is not int or not (0 <= a <= U64_MAX and 0 <= b <= U64_MAX):
+        raise InvalidArgument(f"{what} must be a pair of integers in [0, 2**64), not {value!r}")
+    return (a, b)
+
+
+def _bytes(value, what):
+    if type(value) is not bytes:
+        if not isinstance(value, (bytearray, memoryview)):
+            raise InvalidArgument(f"{what} must be bytes, not {type(value).__name__}")
+        value = bytes(value)
+    if len(value) > U32_MAX:
+        raise InvalidArgument(f"{what} is longer than 2**32-1 bytes")
+    return value
+
+
+def _entries(entries):
+    """``[((term, index), bytes), ...]`` from any iterable of entries, or InvalidArgument."""
+    out = []
+    append = out.append
+    try:
+        for log_id, payload in entries:
+            if type(log_id) is not tuple or len(log_id) != 2:
+                log_id = _pair(log_id, "log id")
+            else:
+                term, index = log_id
+                if type(term) is not int or type(index) is not int or not (
+                        0 <= term <= U64_MAX and 0 <= index <= U64_MAX):
+                    _pair(log_id, "log id")
+            if type(payload) is not bytes or len(payload) > U32_MAX:
+                payload = _bytes(payload, "payload")
+            append((log_id, payload))
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, InvalidArgument):
+            raise
+        raise InvalidArgument(f"entries must be an iterable of (log_id, payload): {exc}") from None
+    return out
+
+
+class Store:
+    """Raft logs of many groups in one stream per data directory."""
+
+    def __init__(self, disks, lock, settings, locks):
+        self._disks = disks
+        self._lock = lock
+        self._dir_locks = locks
+        self.settings = settings
+        self._groups = {}
+        for disk in disks:
+            self._groups.update(disk.groups)
+        self._closed = False
+
+    @classmethod
+    def open(cls, data_dirs, *, flusher_factory=ThreadFlusher, **settings):
+        """Open (creating if needed) one data directory per disk and recover them.
+
+        ``data_dirs`` is a path or a list of paths; settings are those of
+        ``shardlog.settings.DEFAULTS``.
+        """
+        settings = resolve(settings)
+        if isinstance(data_dirs, (str, os.PathLike)):
+            data_dirs = [data_dirs]
+        data_dirs = [os.path.abspath(os.fspath(d)) for d in data_dirs]
+        if not data_dirs:
+            raise InvalidArgument("at least one data directory is needed")
+        if len(set(data_dirs)) != len(data_dirs):
+            raise InvalidArgument(f"a data directory is given twice: {data_dirs}")
+        lock = threading.Lock()
+        locks, disks = [], []
+        try:
+            seen = {}
+            for path in data_dirs:
+                os.makedirs(path, exist_ok=True)
+                locks.append(DirLock(path))
+                t0 = time.perf_counter()
+                recovered = replay(path, settings["truncate_incomplete_record"])
+                for gid in recovered.groups:
+                    if gid in seen:
+                        raise InvalidArgument(f"group {gid} is in both {seen[gid]} and {path}")
+                    seen[gid] = path
+                disk = Disk(path, settings, recovered, lock, flusher_factory)
+                disks.append(disk)
+                log.info("%s: recovered %d groups, %d records in %d chunks in %.3f s%s",
+                         path, len(recovered.groups), recovered.records, len(recovered.chunks),
+                         time.perf_counter() - t0,
+                         f"; cut a torn tail of {recovered.cut[0]} at {recovered.cut[2]}"
+                         if recovered.cut else "")
+        except BaseException:
+            for disk in disks:
+                disk.close()
+            for dir_lock in locks:
+                dir_lock.release()
+            raise
+        return cls(disks, lock, settings, locks)
+
+    # ------------------------------------------------------------ store level
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def group(self, gid):
+        """A handle on group ``gid``; the group is created by its first write."""
+        return Group(self, _u64(gid, "group id"))
+
+    def groups(self):
+        with self._lock:
+            return sorted(self._groups)
+
+    def drop_group(self, gid, timeout=None):
+        """Remove a group and everything it holds; returns once that is durable."""
+        _u64(gid, "group id")
+        with self._lock:
+            self._check_open()
+            group = self._groups.get(gid)
+            if group is None:
+                raise GroupNotFound(gid)
+            group.disk.check_writable()
+            group.disk.drop_group(group)
+            del self._groups[gid]
+        # Durable before returning, so the id cannot come back on another disk
+        # while the drop is still only in memory.
+        self._wait(lambda cb: self._flush_disk(group.disk, cb), timeout)
+
+    def flush(self, callback=None, timeout=None):
+        """Make every write accepted so far, on every disk, durable."""
+        if callback is not None:
+            return self._flush_all(callback)
+        self._wait(self._flush_all, timeout)
+
+    def stat(self):
+        with self._lock:
+            disks = [d.stat() for d in self._disks]
+            return {
+                "groups": len(self._groups),
+                "entries": sum(len(g.index) for g in self._groups.values()),
+                "index_bytes": sum(g.index.nbytes() for g in self._groups.values()),
+                "disks": disks,
+            }
+
+    def close(self):
+        """Flush everything, stop the flushers, release the directories."""
+        if self._closed:
+            return
+        try:
+            self.flush()
+        except ShardlogError as exc:
+            log.error("closing with an unflushed disk: %s", exc)
+        finally:
+            with self._lock:
+                self._closed = True
+            for disk in self._disks:
+                disk.close()
+            for dir_lock in self._dir_locks:
+                dir_lock.release()
+
+    # ------------------------------------------------------------ internals
+
+    def _check_open(self):
+        if self._closed:
+            raise StoreClosed("the store is closed")
+
+    def _place(self, gid):
+        """Create group ``gid`` on the least loaded healthy disk."""
+        disks = [d for d in self._disks if d.failed is None] or self._disks
+        disk = min(disks, key=lambda d: len(d.groups))
+        disk.check_writable()
+        group = disk.create_group(gid)
+        self._groups[gid] = group
+        return group
+
+    def _writable(self, gid):
+        """The group, or None if it does not exist yet; raises if its disk cannot write."""
+        self._check_open()
+        group = self._groups.get(gid)
+        if group is not None:
+            group.disk.check_writable()
+        return group
+
+    def _wait(self, start, timeout):
+        done = threading.Event()
+        result = []
+
+        def callback(error):
+            result.append(error)
+            done.set()
+
+        start(callback)
+        if not done.wait(timeout):
+            raise Timeout(f"not durable after {timeout} s")
+        if result[0] is not None:
+            raise result[0]
+
+    def _flush_disk(self, disk, callback):
+        with self._lock:
+            now, result = disk.flush(callback)
+        if now:
+            callback(result)
+
+    def _flush_all(self, callback):
+        pending = [len(self._disks)]
+        errors = []
+        guard = threading.Lock()
+
+        def one_done(error):
+            with guard:
+                if error is not None:
+                    errors.append(error)
+                pending[0] -= 1
+                last = pending[0] == 0
+            if last:
+                callback(errors[0] if errors else None)
+
+        for disk in self._disks:
+            self._flush_disk(disk, one_done)
+
+    # ------------------------------------------------------------ group operations
+
+    def _save_vote(self, gid, vote):
+        vote = _pair(vote, "vote")
+        with self._lock:
+            group = self._writable(gid)
+            if group is not None:
+                group.check_vote(vote)
+            else:
+                group = self._place(gid)
+            group.disk.write(codec.encode(codec.SAVE_VOTE, gid, vote))
+            group.vote = vote
+
+    def _append(self, gid, entries):
+        entries = _entries(entries)
+        if not entries:
+            return
+        with self._lock:
+            group = self._writable(gid)
+            if group is not None:
+                group.check_append([log_id for log_id, _ in entries])
+            else:
+                _check_new_group_append(entries)
+                group = self._place(gid)
+            group.disk.append(group, entries)
+
+    def _truncate(self, gid, index):
+        _u64(index, "index")
+        with self._lock:
+            group = self._writable(gid)
+            if group is None:
+                if index != 0:
+                    raise _not_found_for_truncate(index)
+                group = self._place(gid)
+            log_id = group.truncate_target(index)
+            disk = group.disk
+            disk.write(codec.encode(codec.TRUNCATE_AFTER, gid, log_id))
+            group.apply_truncate(log_id, disk.chunks, disk.end)
+
+    def _purge(self, gid, upto):
+        upto = _pair(upto, "log id")
+        with self._lock:
+            group = self._writable(gid)
+            if group is None:
+                group = self._place(gid)
+            elif group.purge_is_noop(upto):
+                return
+            disk = group.disk
+            disk.write(codec.encode(codec.PURGE_UPTO, gid, upto))
+            group.apply_purge(upto, disk.chunks, disk.end)
+
+    def _commit(self, gid, log_id):
+        log_id = _pair(log_id, "log id")
+        with self._lock:
+            group = self._writable(gid)
+            if group is not None:
+                group.check_commit(log_id)
+            else:
+                group = self._place(gid)
+            group.disk.write(codec.encode(codec.COMMIT, gid, log_id))
+            group.committed = log_id
+
+    def _save_user_data(self, gid, user_data):
+        if user_data is not None:
+            user_data = _bytes(user_data, "user data")
+        with self._lock:
+            group = self._writable(gid) or self._place(gid)
+            state = group.state()._replace(user_data=user_data)
+            group.disk.write(codec.encode(codec.STATE, gid, state))
+            group.user_data = user_data
+
+    def _flush_group(self, gid, callback, timeout):
+        def start(cb):
+            with self._lock:
+                self._check_open()
+                group = self._groups.get(gid)
+                disk = group.disk if group is not None else None
+            if disk is None:
+                cb(None)  # nothing was ever written for this group
+            else:
+                self._flush_disk(disk, cb)
+
+        if callback is not None:
+            return start(callback)
+        self._wait(start, timeout)
+
+    def _read(self, gid, start, end):
+        _u64(start, "start")
+        _u64(end, "end")
+        with self._lock:
+            self._check_open()
+            group = self._groups.get(gid)
+            if group is None:
+                return []
+            index = group.index
+            lo = max(start, index.first)
+            hi = min(end, index.next_index())
+            if lo >= hi:
+                return []
+            disk = group.disk
+            payloads = group.payloads
+            terms, offsets, sizes = index.terms, index.offsets, index.sizes
+            base = index.head - index.first
+            out = []
+            append = out.append
+            get = payloads.get
+            misses = 0
+            for i in range(lo, hi):
+                payload = get(i)
+                pos = base + i
+                if payload is None:
+                    payload = disk.read_payload(offsets[pos], sizes[pos])
+                    misses += 1
+                append(((terms[pos], i), payload))
+            disk.cache.hits += hi - lo - misses
+            disk.cache.misses += misses
+            return out
+
+    def _state(self, gid):
+        with self._lock:
+            self._check_open()
+            group = self._groups.get(gid)
+            return group.state() if group is not None else LogState()
+
+
+def _check_new_group_append(entries):
+    from .group import GroupState
+    GroupState(None).check_append([log_id for log_id, _ in entries])
+
+
+def _not_found_for_truncate(index):
+    from .errors import LogIndexNotFound
+    return LogIndexNotFound(index - 1)
+
+
+class Group:
+    """One group of a Store: the operations of a Raft node's log storage.
+
+    The same methods, with the same arguments, exist on the network client's
+    group handle, so a Raft node's storage code runs unchanged on either.
+    """
+
+    __slots__ = ("_store", "gid")
+
+    def __init__(self, store, gid):
+        self._store = store
+        self.gid = gid
+
+    def __repr__(self):
+        return f"Group({self.gid})"
+
+    def save_vote(self, vote):
+        """Persist ``(term, voted_for)``; VoteReversal if lower than the saved one."""
+        self._store._save_vote(self.gid, vote)
+
+    def append(self, entries):
+        """Append ``[((term, index), payload), ...]``, checked as one batch."""
+        self._store._append(self.gid, entries)
+
+    def truncate(self, index):
+        """Drop entries at ``index`` and above."""
+        self._store._truncate(self.gid, index)
+
+    def purge(self, upto):
+        """Drop entries up to and including log id ``upto``."""
+        self._store._purge(self.gid, upto)
+
+    def commit(self, log_id):
+        self._store._commit(self.gid, log_id)
+
+    def save_user_data(self, user_data):
+        """Persist ``bytes`` (or None) alongside the state, as a full State record."""
+        self._store._save_user_data(self.gid, user_data)
+
+    def flush(self, callback=None, timeout=None):
+        """Block until every write accepted so far is durable, or call
+        ``callback(None | error)`` later and return at once."""
+        return self._store._flush_group(self.gid, callback, timeout)
+
+    def read(self, start, end):
+        """``[((term, index), payload), ...]`` for indexes in ``[start, end)``."""
+        return iter(self._store._read(self.gid, start, end))
+
+    def state(self):
+        """The LogState, including changes not yet durable."""
+        return self._store._state(self.gid)

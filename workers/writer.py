@@ -1,0 +1,114 @@
+"""Positional writes of a batch into chunk files, one fsync round per batch.
+
+The writer is told nothing but offsets: every request says which chunk file
+and which global offset its bytes belong at. It keeps the files it wrote since
+their last fsync and, when any request of a batch asks for durability, fsyncs
+them oldest first, then the directory if it created a file. Removals wait for
+that fsync, so a chunk is never deleted before the records that made it dead
+are on stable storage. Errors propagate: the caller must treat the disk as
+failed, never retry an fsync as if nothing happened.
+"""
+
+import os
+import time
+
+from shardlog.naming import chunk_path
+from shardlog.wire import RemoveRequest
+
+
+def fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class ChunkWriter:
+    def __init__(self, data_dir, fsync=os.fsync):
+        self.data_dir = os.fspath(data_dir)
+        self._fsync = fsync
+        #: Open file descriptors by chunk start offset.
+        self._fds = {}
+        #: Chunks written since their last fsync.
+        self._dirty = set()
+        self._dir_dirty = False
+        #: End of the last byte written; everything below is durable once synced.
+        self.written = 0
+        self.synced = 0
+        self.stats = {"batches": 0, "writes": 0, "bytes": 0, "fsyncs": 0,
+                      "fsync_seconds": 0.0, "removed": 0}
+
+    def _fd(self, chunk):
+        fd = self._fds.get(chunk)
+        if fd is None:
+            path = chunk_path(self.data_dir, chunk)
+            existed = os.path.exists(path)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+            self._fds[chunk] = fd
+            if not existed:
+                self._dir_dirty = True
+        return fd
+
+    def write_batch(self, requests):
+        """Carry out ``requests`` in order; returns the durable offset afterwards."""
+        stats = self.stats
+        stats["batches"] += 1
+        removals = []
+        sync = False
+        for req in requests:
+            if isinstance(req, RemoveRequest):
+                removals.append(req)
+                continue
+            if req.data:
+                fd = self._fd(req.chunk)
+                view = memoryview(req.data)
+                pos = req.at - req.chunk
+                while view:
+                    n = os.pwrite(fd, view, pos)
+                    view = view[n:]
+                    pos += n
+                self._dirty.add(req.chunk)
+                self.written = max(self.written, req.at + len(req.data))
+                stats["writes"] += 1
+                stats["bytes"] += len(req.data)
+            sync = sync or req.sync
+        if sync or removals:
+            self.sync()
+        for req in removals:
+            self.remove(req.chunks)
+        return self.synced
+
+    def sync(self):
+        t0 = time.perf_counter()
+        for chunk in sorted(self._dirty):
+            self._fsync(self._fds[chunk])
+            self.stats["fsyncs"] += 1
+        if self._dir_dirty:
+            fsync_dir(self.data_dir)
+            self._dir_dirty = False
+        self.stats["fsync_seconds"] += time.perf_counter() - t0
+        self._dirty.clear()
+        self.synced = self.written
+        # Only the newest file is still being written; keep its descriptor.
+        if len(self._fds) > 1:
+            newest = max(self._fds)
+            for chunk in [c for c in self._fds if c != newest]:
+                os.close(self._fds.pop(chunk))
+
+    def remove(self, chunks):
+        for chunk in chunks:
+            fd = self._fds.pop(chunk, None)
+            if fd is not None:
+                os.close(fd)
+            try:
+                os.unlink(chunk_path(self.data_dir, chunk))
+            except FileNotFoundError:
+                pass  # a removal sent twice
+            self.stats["removed"] += 1
+        fsync_dir(self.data_dir)
+
+    def close(self):
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
