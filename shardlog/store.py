@@ -14,9 +14,12 @@ import time
 
 from . import codec
 from .disk import Disk
-from .errors import GroupNotFound, InvalidArgument, ShardlogError, StoreClosed
+from .errors import (CorruptedLog, GroupExists, GroupNotFound, InvalidArgument, ShardlogError,
+                     StoreClosed)
+from .group import GroupState
 from .flusher import ThreadFlusher
 from .lockfile import DirLock
+from .naming import chunk_path
 from .recovery import replay
 from .settings import resolve
 from .types import U32_MAX, U64_MAX, LogState
@@ -379,6 +382,69 @@ class Store:
             disk.cache.misses += misses
             return out
 
+    def _restore(self, gid, state, entries):
+        """Create group ``gid`` holding ``state`` and ``entries`` (an import)."""
+        _u64(gid, "group id")
+        entries = _entries(entries)
+        expected_last = entries[-1][0] if entries else state.purged
+        if state.last != expected_last:
+            raise InvalidArgument(f"state.last {state.last} does not match the entries "
+                                  f"(expected {expected_last})")
+        start = state._replace(last=state.purged)
+        GroupState(gid, state=start).check_append([log_id for log_id, _ in entries])
+        with self._lock:
+            self._check_open()
+            if gid in self._groups:
+                raise GroupExists(f"group {gid} already exists")
+            group = self._place(gid)
+            disk = group.disk
+            disk.write(codec.encode(codec.STATE, gid, start))
+            group.set_state(start)
+            if entries:
+                disk.append(group, entries)
+            disk.write(codec.encode(codec.STATE, gid, state))
+            group.set_state(state)
+
+    def _group_history(self, gid):
+        """``(state before, [(type, value), ...])``: the group's records still on disk.
+
+        The state is the group's entry in the oldest chunk's checkpoint (or the
+        empty state if the group was created after it); the records follow in
+        stream order. Flushes first, so what is read is what is durable.
+        """
+        self._flush_group(gid, None, None)
+        with self._lock:
+            self._check_open()
+            group = self._groups.get(gid)
+            if group is None:
+                raise GroupNotFound(gid)
+            disk = group.disk
+            initial = LogState()
+            records = []
+            for chunk in list(disk.chunks):
+                end = min(chunk.end if chunk.end is not None else disk.synced, disk.synced)
+                if end <= chunk.start:
+                    break
+                path = chunk_path(disk.path, chunk.start)
+                with open(path, "rb") as f:
+                    data = f.read(end - chunk.start)
+                pos = 0
+                while pos < len(data):
+                    try:
+                        rec, pos_next = codec.decode(data, pos)
+                    except (codec.Incomplete, codec.BadRecord) as exc:
+                        raise CorruptedLog(path, pos, str(exc)) from None
+                    if rec.type == codec.CHECKPOINT:
+                        if chunk is disk.chunks.chunks[0]:
+                            initial = dict(rec.value[2]).get(gid, LogState())
+                    elif rec.gid == gid:
+                        if rec.type in (codec.GROUP_CREATE, codec.GROUP_DROP):
+                            initial, records = LogState(), []
+                        else:
+                            records.append((rec.type, rec.value))
+                    pos = pos_next
+            return initial, records
+
     def _state(self, gid):
         with self._lock:
             self._check_open()
@@ -387,7 +453,6 @@ class Store:
 
 
 def _check_new_group_append(entries):
-    from .group import GroupState
     GroupState(None).check_append([log_id for log_id, _ in entries])
 
 
