@@ -65,23 +65,29 @@ class Disk:
         if self.failed is not None:
             raise self.failed
 
-    def write(self, record):
-        """Add one encoded record to the stream."""
+    def write(self, record, apply):
+        """Add one encoded record to the stream and ``apply()`` it to memory.
+
+        The apply runs before the chunk may rotate, so the next chunk's
+        checkpoint holds the state with this record in it.
+        """
         self.pending += record
         self.end += len(record)
         self.chunks.open.records += 1
+        apply()
         self._after_write()
 
     def create_group(self, gid):
         group = GroupState(gid, self)
-        self.write(codec.encode(codec.GROUP_CREATE, gid))
-        self.groups[gid] = group
+        self.write(codec.encode(codec.GROUP_CREATE, gid),
+                   lambda: self.groups.__setitem__(gid, group))
         return group
 
     def drop_group(self, group):
-        self.write(codec.encode(codec.GROUP_DROP, group.gid))
-        group.release_all(self.chunks, self.end)
-        del self.groups[group.gid]
+        def apply():
+            group.release_all(self.chunks, self.end)
+            del self.groups[group.gid]
+        self.write(codec.encode(codec.GROUP_DROP, group.gid), apply)
 
     def append(self, group, entries):
         """Encode checked entries (``((term, index), bytes)``) and index them.

@@ -274,8 +274,8 @@ class Store:
                 group.check_vote(vote)
             else:
                 group = self._place(gid)
-            group.disk.write(codec.encode(codec.SAVE_VOTE, gid, vote))
-            group.vote = vote
+            group.disk.write(codec.encode(codec.SAVE_VOTE, gid, vote),
+                             lambda: setattr(group, "vote", vote))
 
     def _append(self, gid, entries):
         entries = _entries(entries)
@@ -300,8 +300,8 @@ class Store:
                 group = self._place(gid)
             log_id = group.truncate_target(index)
             disk = group.disk
-            disk.write(codec.encode(codec.TRUNCATE_AFTER, gid, log_id))
-            group.apply_truncate(log_id, disk.chunks, disk.end)
+            disk.write(codec.encode(codec.TRUNCATE_AFTER, gid, log_id),
+                       lambda: group.apply_truncate(log_id, disk.chunks, disk.end))
 
     def _purge(self, gid, upto):
         upto = _pair(upto, "log id")
@@ -312,8 +312,8 @@ class Store:
             elif group.purge_is_noop(upto):
                 return
             disk = group.disk
-            disk.write(codec.encode(codec.PURGE_UPTO, gid, upto))
-            group.apply_purge(upto, disk.chunks, disk.end)
+            disk.write(codec.encode(codec.PURGE_UPTO, gid, upto),
+                       lambda: group.apply_purge(upto, disk.chunks, disk.end))
 
     def _commit(self, gid, log_id):
         log_id = _pair(log_id, "log id")
@@ -323,8 +323,8 @@ class Store:
                 group.check_commit(log_id)
             else:
                 group = self._place(gid)
-            group.disk.write(codec.encode(codec.COMMIT, gid, log_id))
-            group.committed = log_id
+            group.disk.write(codec.encode(codec.COMMIT, gid, log_id),
+                             lambda: setattr(group, "committed", log_id))
 
     def _save_user_data(self, gid, user_data):
         if user_data is not None:
@@ -332,8 +332,8 @@ class Store:
         with self._lock:
             group = self._writable(gid) or self._place(gid)
             state = group.state()._replace(user_data=user_data)
-            group.disk.write(codec.encode(codec.STATE, gid, state))
-            group.user_data = user_data
+            group.disk.write(codec.encode(codec.STATE, gid, state),
+                             lambda: group.set_state(state))
 
     def _flush_group(self, gid, callback, timeout):
         def start(cb):
@@ -398,12 +398,10 @@ class Store:
                 raise GroupExists(f"group {gid} already exists")
             group = self._place(gid)
             disk = group.disk
-            disk.write(codec.encode(codec.STATE, gid, start))
-            group.set_state(start)
+            disk.write(codec.encode(codec.STATE, gid, start), lambda: group.set_state(start))
             if entries:
                 disk.append(group, entries)
-            disk.write(codec.encode(codec.STATE, gid, state))
-            group.set_state(state)
+            disk.write(codec.encode(codec.STATE, gid, state), lambda: group.set_state(state))
 
     def _group_history(self, gid):
         """``(state before, [(type, value), ...])``: the group's records still on disk.

@@ -1,0 +1,381 @@
+"""The behaviours of raft-log's own test suite, on one group of a Store."""
+
+import threading
+
+import pytest
+
+from shardlog import (GroupNotFound, InvalidArgument, LogIdNonConsecutive, LogIdReversal,
+                      LogIndexNotFound, LogState, StoreClosed, VoteReversal)
+from shardlog.naming import chunk_file_name
+
+from .conftest import chunk_names
+
+
+def build_sample_data(g):
+    """The sequence of raft-log's sample data (and of shared/compat)."""
+    g.append([((1, 0), b"hi"), ((1, 1), b"hello"), ((1, 2), b"world"), ((1, 3), b"foo")])
+    g.truncate(2)
+    g.append([((2, 2), b"world"), ((2, 3), b"foo")])
+    g.commit((1, 2))
+    g.purge((1, 1))
+    g.append([((2, 4), b"world"), ((2, 5), b"foo"), ((2, 6), b"bar"), ((2, 7), b"wow")])
+
+
+SAMPLE_STATE = LogState(last=(2, 7), committed=(1, 2), purged=(1, 1))
+SAMPLE_ENTRIES = [((2, 2), b"world"), ((2, 3), b"foo"), ((2, 4), b"world"),
+                  ((2, 5), b"foo"), ((2, 6), b"bar"), ((2, 7), b"wow")]
+
+
+def test_save_user_data(open_store, data_dir):
+    store = open_store()
+    g = store.group(1)
+    g.save_user_data(b"foo")
+    assert g.state().user_data == b"foo"
+    g.save_user_data(None)
+    assert g.state().user_data is None
+    g.save_user_data(bytearray(b"bar"))
+    store.close()
+    assert open_store().group(1).state() == LogState(user_data=b"bar")
+
+
+def test_save_vote(open_store):
+    g = open_store().group(1)
+    g.save_vote((1, 1))
+    assert g.state().vote == (1, 1)
+    g.save_vote((1, 1))  # equal is allowed
+    g.save_vote((2, 0))
+    with pytest.raises(VoteReversal):
+        g.save_vote((1, 9))
+    assert g.state().vote == (2, 0)
+
+
+def test_append_and_read(open_store):
+    g = open_store().group(1)
+    assert g.state() == LogState()
+    logs = [((1, 0), b"hello"), ((1, 1), b"world")]
+    g.append(logs)
+    assert g.state() == LogState(last=(1, 1))
+    assert list(g.read(0, 2)) == logs
+    assert list(g.read(1, 2)) == logs[1:]
+    assert list(g.read(2, 9)) == []
+
+
+def test_read_nonexistent_logs(open_store):
+    g = open_store().group(1)
+    logs = [((2, 2), b"hello"), ((3, 3), b"world")]
+    g.append(logs)  # a first append may start anywhere
+    assert list(g.read(0, 5)) == logs
+    assert list(g.read(4, 100)) == []
+
+
+def test_read_of_a_group_never_written(open_store):
+    store = open_store()
+    assert list(store.group(5).read(0, 10)) == []
+    assert store.group(5).state() == LogState()
+    store.group(5).flush()  # nothing to wait for
+    assert store.groups() == []
+
+
+def test_truncate(open_store):
+    g = open_store().group(1)
+    logs = [((1, 0), b"hello"), ((1, 1), b"world"), ((1, 2), b"foo"), ((1, 3), b"bar")]
+    g.append(logs)
+    g.truncate(2)
+    assert g.state() == LogState(last=(1, 1))
+    assert list(g.read(0, 5)) == logs[:2]
+    g.append([((2, 2), b"new")])
+    assert list(g.read(0, 5)) == logs[:2] + [((2, 2), b"new")]
+
+
+def test_truncate_just_after_purged(open_store):
+    g = open_store().group(1)
+    g.purge((1, 1))
+    g.append([((1, 2), b"foo"), ((1, 3), b"bar")])
+    g.truncate(2)  # == the index after purged: keeps nothing, last falls to purged
+    assert g.state() == LogState(last=(1, 1), purged=(1, 1))
+    assert list(g.read(0, 5)) == []
+    g.append([((2, 2), b"again")])
+    assert list(g.read(0, 5)) == [((2, 2), b"again")]
+
+
+def test_truncate_non_existent(open_store):
+    g = open_store().group(1)
+    g.append([((1, 2), b"world"), ((1, 3), b"foo")])
+    g.truncate(4)  # after the last log: fine
+    with pytest.raises(LogIndexNotFound):
+        g.truncate(5)
+    with pytest.raises(LogIndexNotFound):
+        g.truncate(1)
+    assert g.state() == LogState(last=(1, 3))
+
+
+def test_purge(open_store):
+    g = open_store().group(1)
+    g.purge((1, 0))
+    logs = [((1, 1), b"hello"), ((1, 2), b"world"), ((1, 3), b"foo")]
+    g.append(logs)
+
+    g.purge((1, 0))  # at the current purged: no-op
+    g.flush()
+    assert g.state() == LogState(last=(1, 3), purged=(1, 0))
+    assert list(g.read(0, 5)) == logs
+
+    g.purge((1, 1))
+    g.flush()
+    assert g.state() == LogState(last=(1, 3), purged=(1, 1))
+    assert list(g.read(0, 5)) == logs[1:]
+
+    g.purge((1, 2))
+    g.flush()
+    assert list(g.read(0, 5)) == logs[2:]
+
+    g.purge((1, 1))  # before the last purged: no-op
+    g.flush()
+    assert g.state() == LogState(last=(1, 3), purged=(1, 2))
+    assert list(g.read(0, 5)) == logs[2:]
+
+    g.purge((2, 4))  # beyond last: last moves up too
+    g.flush()
+    assert g.state() == LogState(last=(2, 4), purged=(2, 4))
+    assert list(g.read(0, 5)) == []
+    g.append([((2, 5), b"next")])
+    assert list(g.read(0, 9)) == [((2, 5), b"next")]
+
+
+def test_purge_reopen(open_store):
+    store = open_store(chunk_max_records=5)
+    g = store.group(1)
+    g.append([((1, i), b"x%d" % i) for i in range(7)])
+    g.purge((1, 5))
+    g.flush()
+    store.close()
+    g = open_store(chunk_max_records=5).group(1)
+    assert list(g.read(0, 10)) == [((1, 6), b"x6")]
+    assert g.state() == LogState(last=(1, 6), purged=(1, 5))
+
+
+def test_commit(open_store):
+    g = open_store().group(1)
+    g.append([((1, 2), b"hello"), ((1, 3), b"world"), ((1, 4), b"foo")])
+    g.commit((1, 3))
+    assert g.state() == LogState(last=(1, 4), committed=(1, 3))
+    with pytest.raises(LogIdReversal):
+        g.commit((1, 2))
+    g.commit((1, 3))  # equal is allowed
+    g.commit((1, 4))
+    assert g.state().committed == (1, 4)
+
+
+def test_append_checks(open_store):
+    g = open_store().group(1)
+    g.append([((1, 0), b"a"), ((1, 1), b"b")])
+    with pytest.raises(LogIdReversal):
+        g.append([((1, 1), b"again")])
+    with pytest.raises(LogIdReversal):
+        g.append([((0, 2), b"older term")])
+    with pytest.raises(LogIdNonConsecutive):
+        g.append([((1, 3), b"gap")])
+    with pytest.raises(LogIdNonConsecutive):
+        g.append([((1, 2), b"ok"), ((1, 4), b"gap in the batch")])
+    assert g.state() == LogState(last=(1, 1))
+    assert list(g.read(0, 9)) == [((1, 0), b"a"), ((1, 1), b"b")]
+
+
+def test_purge_removes_chunks(open_store, data_dir):
+    store = open_store(chunk_max_records=5)
+    g = store.group(1)
+    build_sample_data(g)
+    g.flush()
+    before = chunk_names(data_dir)
+    disk = store._disks[0]
+    oldest_live = chunk_file_name(disk.chunks.find(store._groups[1].index.offset_at(4)).start)
+    assert before.index(oldest_live) > 0, "the sample spans chunks that (2, 4) is not in"
+    g.purge((2, 3))
+    # Not yet durable: nothing may be removed.
+    assert chunk_names(data_dir) == before
+    g.flush()
+    store.flush()  # the removal request rides behind the flush
+    after = chunk_names(data_dir)
+    assert after[0] == oldest_live, "every chunk older than the one holding (2, 4) is gone"
+    assert after == before[before.index(oldest_live):]
+    assert list(g.read(0, 100)) == SAMPLE_ENTRIES[2:]
+    store.close()
+    g = open_store(chunk_max_records=5).group(1)
+    assert list(g.read(0, 100)) == SAMPLE_ENTRIES[2:]
+    assert g.state() == SAMPLE_STATE._replace(purged=(2, 3))
+
+
+def test_purge_free_cache(open_store):
+    store = open_store(chunk_max_records=5)
+    g = store.group(1)
+    build_sample_data(g)
+    assert store.stat()["disks"][0]["cache"]["bytes"] > 0
+    assert sorted(store._groups[1].payloads) == [2, 3, 4, 5, 6, 7]
+    g.purge((2, 5))
+    assert store._groups[1].payloads == {6: b"bar", 7: b"wow"}
+    assert list(g.read(0, 100)) == SAMPLE_ENTRIES[4:]
+
+
+def test_read_with_cache(open_store):
+    store = open_store(chunk_max_records=5, cache_max_items=3)
+    g = store.group(1)
+    build_sample_data(g)
+    list(g.read(4, 8))
+    cache = store.stat()["disks"][0]["cache"]
+    assert (cache["hits"], cache["misses"]) == (4, 0), "nothing durable yet: all still cached"
+    g.flush()
+    g.append([((2, 8), b"biubiu")])  # durable payloads beyond the bound go
+    list(g.read(2, 9))
+    cache = store.stat()["disks"][0]["cache"]
+    assert cache["misses"] > 0
+    assert cache["items"] <= 3 + 1  # the bound, plus the one not yet durable
+    assert list(g.read(2, 9)) == SAMPLE_ENTRIES + [((2, 8), b"biubiu")]
+    store.close()
+    store = open_store(chunk_max_records=5, cache_max_items=3)
+    g = store.group(1)
+    assert list(g.read(2, 9)) == SAMPLE_ENTRIES + [((2, 8), b"biubiu")]
+    cache = store.stat()["disks"][0]["cache"]
+    assert (cache["hits"], cache["misses"]) == (0, 7), "after reopen reads come from the files"
+
+
+def test_read_without_cache(open_store):
+    store = open_store(chunk_max_records=5, cache_max_bytes=0, cache_max_items=0)
+    g = store.group(1)
+    build_sample_data(g)
+    g.append([((2, 8), b"world")])
+    want = SAMPLE_ENTRIES + [((2, 8), b"world")]
+    assert list(g.read(0, 1000)) == want
+    assert store.stat()["disks"][0]["cache"]["misses"] == 0, "not durable: never evicted"
+    g.flush()
+    assert store.stat()["disks"][0]["cache"]["items"] == 0, "durable: all evicted"
+    assert list(g.read(0, 1000)) == want
+    assert store.stat()["disks"][0]["cache"]["misses"] == len(want)
+
+
+def test_sync(open_store, data_dir):
+    store = open_store(chunk_max_records=5)
+    g = store.group(1)
+    build_sample_data(g)
+    disk = store.stat()["disks"][0]
+    assert disk["synced"] < disk["end"]
+    fsyncs = disk["flusher"]["fsyncs"]
+    g.flush()
+    disk = store.stat()["disks"][0]
+    assert disk["synced"] == disk["end"]
+    assert disk["flusher"]["fsyncs"] > fsyncs
+    g.append([((2, 8), b"world")])
+    g.flush()
+    disk2 = store.stat()["disks"][0]
+    assert disk2["synced"] == disk2["end"] > disk["end"]
+
+
+def test_flush_callback(open_store):
+    g = open_store().group(1)
+    g.append([((1, 0), b"x")])
+    done = threading.Event()
+    got = []
+    g.flush(callback=lambda err: (got.append(err), done.set()))
+    assert done.wait(10)
+    assert got == [None]
+
+
+def test_on_disk_size(open_store, data_dir):
+    store = open_store(chunk_max_records=5)
+    build_sample_data(store.group(1))
+    store.flush()
+    disk = store.stat()["disks"][0]
+    on_disk = sum((data_dir / n).stat().st_size for n in chunk_names(data_dir))
+    assert disk["bytes_on_disk"] == on_disk
+
+
+def test_update_state(open_store):
+    store = open_store(chunk_max_records=5)
+    g = store.group(1)
+    build_sample_data(g)
+    g.save_vote((3, 1))
+    g.save_user_data(b"meta")
+    state = g.state()
+    assert state == SAMPLE_STATE._replace(vote=(3, 1), user_data=b"meta")
+    store.close()
+    assert open_store(chunk_max_records=5).group(1).state() == state
+
+
+def test_reopen(open_store, data_dir):
+    store = open_store(chunk_max_records=5)
+    g = store.group(1)
+    build_sample_data(g)
+    g.purge((2, 3))
+    state, logs = g.state(), list(g.read(0, 1000))
+    store.close()
+    files = chunk_names(data_dir)
+    store = open_store(chunk_max_records=5)
+    g = store.group(1)
+    assert g.state() == state
+    assert list(g.read(0, 1000)) == logs
+    g.append([((2, 8), b"more")])
+    g.flush()
+    assert list(g.read(0, 1000))[-1] == ((2, 8), b"more")
+    # A new chunk is opened on every reopen, as raft-log does.
+    new = [n for n in chunk_names(data_dir) if n not in files]
+    assert new == [chunk_file_name(store._disks[0].chunks.open.start)]
+
+
+def test_closed_store_refuses(open_store):
+    store = open_store()
+    g = store.group(1)
+    store.close()
+    store.close()  # twice is fine
+    with pytest.raises(StoreClosed):
+        g.append([((1, 0), b"x")])
+    with pytest.raises(StoreClosed):
+        g.state()
+
+
+def test_drop_group(open_store):
+    store = open_store(chunk_max_records=5)
+    g = store.group(1)
+    build_sample_data(g)
+    store.group(2).save_vote((1, 1))
+    store.drop_group(1)
+    assert store.groups() == [2]
+    assert g.state() == LogState()
+    assert list(g.read(0, 100)) == []
+    with pytest.raises(GroupNotFound):
+        store.drop_group(1)
+    # The id can start over, at a lower index.
+    g.append([((1, 0), b"new life")])
+    store.close()
+    store = open_store(chunk_max_records=5)
+    assert store.groups() == [1, 2]
+    assert list(store.group(1).read(0, 100)) == [((1, 0), b"new life")]
+    assert store.group(2).state().vote == (1, 1)
+
+
+@pytest.mark.parametrize("call", [
+    lambda s: s.group(-1),
+    lambda s: s.group(2 ** 64),
+    lambda s: s.group("1"),
+    lambda s: s.group(1).append([((1, -1), b"x")]),
+    lambda s: s.group(1).append([((1, 0), "text")]),
+    lambda s: s.group(1).append([((1, 0), b"x", b"y")]),
+    lambda s: s.group(1).append([((1, 0.0), b"x")]),
+    lambda s: s.group(1).append([(1, b"x")]),
+    lambda s: s.group(1).append(5),
+    lambda s: s.group(1).save_vote((1,)),
+    lambda s: s.group(1).save_vote(None),
+    lambda s: s.group(1).commit(("1", 1)),
+    lambda s: s.group(1).purge(3),
+    lambda s: s.group(1).truncate(-1),
+    lambda s: s.group(1).save_user_data("text"),
+    lambda s: s.group(1).read(-1, 3),
+])
+def test_bad_arguments(open_store, call):
+    with pytest.raises(InvalidArgument):
+        call(open_store())
+
+
+def test_unknown_setting(open_store):
+    with pytest.raises(InvalidArgument, match="chunk_max_recrods"):
+        open_store(chunk_max_recrods=5)
+    with pytest.raises(InvalidArgument, match="chunk_max_size"):
+        open_store(chunk_max_size=-1)
