@@ -108,16 +108,16 @@ def replay(data_dir, truncate_incomplete_record=True):
         while pos < size:
             try:
                 if pos + 4 > size:
-                    raise Incomplete("record type cut short")
+                    raise Incomplete(f"record needs {pos + 4 - size} more bytes")
                 if unpack_type(data, pos)[0] == APPEND and pos > 0:
                     if pos + APPEND_OVERHEAD > size:
-                        raise Incomplete("append header cut short")
+                        raise Incomplete(f"record needs {pos + APPEND_OVERHEAD - size} more bytes")
                     _, gid, term, index, n = unpack_append(data, pos)
                     end = pos + APPEND_OVERHEAD + n
                     if end > size:
-                        raise Incomplete("append payload cut short")
+                        raise Incomplete(f"record needs {end - size} more bytes")
                     if unpack_crc(data, end - 8)[0] != crc32(view[pos:end - 8]):
-                        raise BadRecord("crc32 checksum mismatch")
+                        raise BadRecord("crc32 checksum mismatch in an append")
                     group = groups.get(gid)
                     if group is None:
                         raise CorruptedLog(path, pos, f"append for group {gid}, which does not exist here")
@@ -134,7 +134,7 @@ def replay(data_dir, truncate_incomplete_record=True):
                     else:
                         _replay_record(rec, groups, chunks, path, pos, start + end)
             except (Incomplete, BadRecord) as exc:
-                torn = isinstance(exc, Incomplete) or _is_zeros(view[pos:])
+                torn = isinstance(exc, Incomplete) or _is_zeros(data[pos:])
                 if not (last_chunk and torn):
                     raise CorruptedLog(path, pos, str(exc)) from None
                 if not truncate_incomplete_record:

@@ -1,0 +1,191 @@
+"""Reopen after clean stops, torn tails and damage (raft-log's reopen tests and more)."""
+
+import logging
+import os
+
+import pytest
+
+from shardlog import ChunkGap, CorruptedLog, DirectoryLocked, LogState, Store
+from shardlog import codec
+
+from .conftest import chunk_names, snapshot
+from .test_store import SAMPLE_ENTRIES, SAMPLE_STATE, build_sample_data
+
+
+@pytest.fixture
+def sample(data_dir):
+    """A closed data directory holding the sample; its last record is commit((2, 5))."""
+    with Store.open(data_dir, chunk_max_records=5) as store:
+        g = store.group(1)
+        build_sample_data(g)
+        g.commit((2, 5))
+    return data_dir
+
+
+def last_chunk(path):
+    return path / chunk_names(path)[-1]
+
+
+COMMIT_LEN = len(codec.encode(codec.COMMIT, 1, (2, 5)))
+
+
+def reopen(path, **settings):
+    return Store.open(path, chunk_max_records=5, **settings)
+
+
+def test_reopen(sample):
+    with reopen(sample) as store:
+        g = store.group(1)
+        assert g.state() == SAMPLE_STATE._replace(committed=(2, 5))
+        assert list(g.read(0, 100)) == SAMPLE_ENTRIES
+
+
+def test_reopen_unfinished_chunk(sample):
+    f = last_chunk(sample)
+    size = f.stat().st_size
+    os.truncate(f, size - 3)  # the last record, half written
+    with reopen(sample) as store:
+        g = store.group(1)
+        assert g.state() == SAMPLE_STATE, "the torn commit is gone"
+        assert list(g.read(0, 100)) == SAMPLE_ENTRIES
+        assert f.stat().st_size == size - COMMIT_LEN, "the torn record was cut off"
+
+
+@pytest.mark.parametrize("zeros", [3, 1024 * 33])
+def test_reopen_unfinished_tailing_zero_chunk(sample, zeros):
+    f = last_chunk(sample)
+    size = f.stat().st_size
+    os.truncate(f, size + zeros)
+    with reopen(sample) as store:
+        g = store.group(1)
+        assert g.state() == SAMPLE_STATE._replace(committed=(2, 5))
+        assert list(g.read(0, 100)) == SAMPLE_ENTRIES
+    assert f.stat().st_size == size
+
+
+def test_reopen_unfinished_tailing_not_all_zero_chunk(sample):
+    f = last_chunk(sample)
+    size = f.stat().st_size
+    with open(f, "r+b") as fh:
+        fh.truncate(size + 1024 * 32)
+        fh.seek(size + 1024 * 32)
+        fh.write(b"\x01")
+    before = snapshot(sample)
+    with pytest.raises(CorruptedLog) as err:
+        reopen(sample)
+    assert err.value.path == str(f)
+    assert err.value.offset == size
+    assert f"{f}: offset {size}:" in str(err.value)
+    assert snapshot(sample) == before, "a failed open changes nothing"
+    # And the directory can be opened again once the garbage is removed.
+    os.truncate(f, size)
+    reopen(sample).close()
+
+
+def test_reopen_unfinished_non_last_chunk(sample):
+    names = chunk_names(sample)
+    f = sample / names[-2]
+    size = f.stat().st_size
+    os.truncate(f, size - 1)
+    with pytest.raises(CorruptedLog) as err:
+        reopen(sample)
+    assert err.value.path == str(f)
+    assert "needs 1 more bytes" in str(err.value)
+
+
+def test_reopen_damaged_last_record(sample):
+    f = last_chunk(sample)
+    size = f.stat().st_size
+    with open(f, "r+b") as fh:
+        fh.seek(size - 2)
+        byte = fh.read(1)
+        fh.seek(size - 2)
+        fh.write(bytes([(byte[0] + 1) % 256]))
+    with pytest.raises(CorruptedLog, match="crc32 checksum mismatch") as err:
+        reopen(sample)
+    assert err.value.offset == size - COMMIT_LEN, "names the damaged record's offset"
+
+
+def test_reopen_damaged_closed_chunk(sample):
+    f = sample / chunk_names(sample)[0]
+    data = bytearray(f.read_bytes())
+    data[60] ^= 0x04
+    f.write_bytes(bytes(data))
+    with pytest.raises(CorruptedLog) as err:
+        reopen(sample)
+    assert err.value.path == str(f)
+
+
+def test_no_truncate_incomplete_record(sample):
+    f = last_chunk(sample)
+    os.truncate(f, f.stat().st_size - 3)
+    before = snapshot(sample)
+    with pytest.raises(CorruptedLog, match="truncate_incomplete_record is off"):
+        reopen(sample, truncate_incomplete_record=False)
+    assert snapshot(sample) == before
+
+
+def test_gap_between_chunks(sample):
+    names = chunk_names(sample)
+    assert len(names) >= 3
+    os.unlink(sample / names[1])
+    with pytest.raises(ChunkGap) as err:
+        reopen(sample)
+    assert err.value.path == str(sample / names[2])
+    assert "gap between chunks" in str(err.value)
+
+
+def test_empty_last_chunk_is_dropped(sample):
+    end = sum((sample / n).stat().st_size for n in chunk_names(sample))
+    from shardlog.naming import chunk_file_name
+    (sample / chunk_file_name(int(chunk_names(sample)[0][2:-4].replace("_", "")) + end)).write_bytes(b"")
+    with reopen(sample) as store:
+        assert store.group(1).state() == SAMPLE_STATE._replace(committed=(2, 5))
+
+
+def test_second_open_is_refused(sample):
+    store = reopen(sample)
+    try:
+        with pytest.raises(DirectoryLocked, match=f"in use by another process \\(pid {os.getpid()}\\)"):
+            reopen(sample)
+    finally:
+        store.close()
+    reopen(sample).close()
+
+
+def test_foreign_files_are_ignored(sample, caplog):
+    (sample / "notes.txt").write_text("hello")
+    with caplog.at_level(logging.WARNING), reopen(sample) as store:
+        assert store.group(1).state().last == (2, 7)
+    assert any("notes.txt" in r.message for r in caplog.records)
+
+
+def test_recovery_logs_a_summary(sample, caplog):
+    with caplog.at_level(logging.INFO, logger="shardlog"), reopen(sample):
+        pass
+    assert any("recovered 1 groups" in r.getMessage() for r in caplog.records)
+
+
+def test_checkpoint_that_lies_is_caught(sample):
+    """A later checkpoint must agree with what the replay rebuilt."""
+    names = chunk_names(sample)
+    f = sample / names[-1]
+    data = f.read_bytes()
+    rec, end = codec.decode(data, 0)
+    version, offset, states = rec.value
+    lie = codec.encode_checkpoint(offset, [(gid, st._replace(vote=(9, 9))) for gid, st in states])
+    assert len(lie) > end
+    f.write_bytes(lie + data[end:])
+    with pytest.raises(CorruptedLog, match="disagrees with replay"):
+        reopen(sample)
+
+
+def test_many_reopens_do_not_pile_up_chunks(data_dir):
+    with Store.open(data_dir) as store:
+        store.group(1).append([((1, 0), b"x")])
+        store.group(1).purge((1, 0))
+    for _ in range(5):
+        Store.open(data_dir).close()
+    assert len(chunk_names(data_dir)) <= 2, "chunks holding nothing live are removed"
+    with Store.open(data_dir) as store:
+        assert store.group(1).state() == LogState(last=(1, 0), purged=(1, 0))
