@@ -55,6 +55,21 @@ class LogIndexNotFound(ShardlogError):
         self.index = index
 
 
+class LogIdMismatch(ShardlogError):
+    """A purge at a log id whose index holds an entry of another term.
+
+    raft-log accepts it and ends up with ``last`` below entries it still
+    holds; shardlog refuses it, since no correct Raft node asks for it.
+    """
+
+    code = "LogIdMismatch"
+
+    def __init__(self, stored, given):
+        super().__init__(f"log id mismatch: the log holds {stored}, given {given}")
+        self.stored = stored
+        self.given = given
+
+
 class InvalidArgument(ShardlogError, ValueError):
     """A request whose arguments have the wrong type or range."""
 

@@ -5,7 +5,8 @@ encoded. Applies (``apply_*``) change memory and are shared by the write path
 and by recovery, so a replayed stream rebuilds exactly what was acknowledged.
 """
 
-from .errors import LogIdNonConsecutive, LogIdReversal, LogIndexNotFound, VoteReversal
+from .errors import (LogIdMismatch, LogIdNonConsecutive, LogIdReversal, LogIndexNotFound,
+                     VoteReversal)
 from .index import EntryIndex
 from .types import LogState, next_index
 
@@ -52,6 +53,11 @@ class GroupState:
                 if log_id[1] != last[1] + 1:
                     raise LogIdNonConsecutive(last, log_id)
             last = log_id
+        index = self.index
+        if log_ids and len(index) and log_ids[0][1] != index.next_index():
+            # Only a state that disagrees with the entries (never written by
+            # this API) gets here; refuse rather than misfile entries.
+            raise LogIdNonConsecutive((index.term_at(index.last_index), index.last_index), log_ids[0])
 
     def truncate_target(self, index):
         """The log id a truncate at ``index`` keeps as the last one (None: keep nothing)."""
@@ -63,7 +69,17 @@ class GroupState:
         return (term, index - 1)
 
     def purge_is_noop(self, upto):
-        return upto[1] < next_index(self.purged)
+        """True when there is nothing to purge; raises if ``upto`` contradicts the log."""
+        if upto[1] < next_index(self.purged):
+            return True
+        term = self.index.term_at(upto[1])
+        if term is not None and term != upto[0]:
+            raise LogIdMismatch((term, upto[1]), upto)
+        last = self.last
+        if last is not None and upto[1] < last[1] and upto > last:
+            # ``last`` would jump above entries the log still holds.
+            raise LogIdMismatch(last, upto)
+        return False
 
     def check_commit(self, log_id):
         if _above(self.committed, log_id):

@@ -307,10 +307,9 @@ class Store:
         upto = _pair(upto, "log id")
         with self._lock:
             group = self._writable(gid)
-            if group is None:
-                group = self._place(gid)
-            elif group.purge_is_noop(upto):
+            if group is not None and group.purge_is_noop(upto):
                 return
+            group = group or self._place(gid)
             disk = group.disk
             disk.write(codec.encode(codec.PURGE_UPTO, gid, upto),
                        lambda: group.apply_purge(upto, disk.chunks, disk.end))

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from shardlog import (GroupNotFound, InvalidArgument, LogIdNonConsecutive, LogIdReversal,
+from shardlog import (GroupNotFound, InvalidArgument, LogIdMismatch, LogIdNonConsecutive, LogIdReversal,
                       LogIndexNotFound, LogState, StoreClosed, VoteReversal)
 from shardlog.naming import chunk_file_name
 
@@ -140,6 +140,20 @@ def test_purge(open_store):
     assert list(g.read(0, 5)) == []
     g.append([((2, 5), b"next")])
     assert list(g.read(0, 9)) == [((2, 5), b"next")]
+
+
+def test_purge_that_contradicts_the_log_is_refused(open_store):
+    """raft-log would accept these and end with ``last`` below entries it holds."""
+    g = open_store().group(1)
+    g.append([((1, 1), b"a"), ((1, 2), b"b"), ((1, 3), b"c")])
+    with pytest.raises(LogIdMismatch):
+        g.purge((2, 2))  # index 2 holds term 1
+    with pytest.raises(LogIdMismatch):
+        g.purge((2, 0))  # below the first entry, but above last: would hide 1..3
+    g.purge((1, 2))
+    assert list(g.read(0, 9)) == [((1, 3), b"c")]
+    g.purge((5, 9))  # beyond last: a snapshot install
+    assert g.state() == LogState(last=(5, 9), purged=(5, 9))
 
 
 def test_purge_reopen(open_store):

@@ -1,0 +1,137 @@
+"""Flushes are answered only after the fsync; a failed fsync fails the disk for good."""
+
+import errno
+import os
+import threading
+
+import pytest
+
+from shardlog import DiskFailed, LogState, Store
+from shardlog.flusher import ThreadFlusher
+
+
+class GatedFsync:
+    """An fsync that waits for the test to let it through, and can fail."""
+
+    def __init__(self):
+        self.gate = threading.Event()
+        self.gate.set()
+        self.calls = 0
+        self.fail = False
+        self.entered = threading.Event()
+
+    def __call__(self, fd):
+        self.entered.set()
+        assert self.gate.wait(10), "test never released the fsync"
+        self.calls += 1
+        if self.fail:
+            raise OSError(errno.EIO, "injected EIO")
+        os.fsync(fd)
+
+    def factory(self, path, on_progress, on_failure, synced=0):
+        return ThreadFlusher(path, on_progress, on_failure, synced=synced, fsync=self)
+
+
+def test_flush_waits_for_the_fsync(data_dir):
+    fsync = GatedFsync()
+    with Store.open(data_dir, flusher_factory=fsync.factory) as store:
+        g = store.group(1)
+        g.append([((1, 0), b"x")])
+        fsync.gate.clear()
+        done = threading.Event()
+        g.flush(callback=lambda err: done.set())
+        assert fsync.entered.wait(10)
+        assert not done.wait(0.2), "answered before the fsync finished"
+        calls = fsync.calls
+        fsync.gate.set()
+        assert done.wait(10)
+        assert fsync.calls > calls
+
+
+def test_flushes_of_many_groups_share_fsyncs(data_dir):
+    fsync = GatedFsync()
+    with Store.open(data_dir, flusher_factory=fsync.factory) as store:
+        store.flush()
+        fsync.gate.clear()
+        done = []
+        lock = threading.Lock()
+        for gid in range(100):
+            g = store.group(gid)
+            g.append([((1, 0), b"x")])
+            g.flush(callback=lambda err: (lock.acquire(), done.append(err), lock.release()))
+        before = fsync.calls
+        fsync.gate.set()
+        store.flush()
+        assert done == [None] * 100
+        assert fsync.calls - before <= 3, "100 flushes took far fewer fsyncs than 100"
+
+
+def test_fsync_failure_fails_the_disk_and_only_that_disk(tmp_path):
+    bad = GatedFsync()
+    good = GatedFsync()
+    dirs = [tmp_path / "a", tmp_path / "b"]
+
+    def factory(path, on_progress, on_failure, synced=0):
+        chosen = bad if path == str(dirs[0]) else good
+        return chosen.factory(path, on_progress, on_failure, synced)
+
+    store = Store.open(dirs, flusher_factory=factory)
+    try:
+        a, b = store.group(1), store.group(2)
+        a.append([((1, 0), b"x")])
+        b.append([((1, 0), b"y")])
+        disks = {gid: store._groups[gid].disk.path for gid in (1, 2)}
+        assert disks == {1: str(dirs[0]), 2: str(dirs[1])}, "placed on the least loaded disk"
+        bad.fail = True
+        with pytest.raises(DiskFailed, match="injected EIO"):
+            a.flush()
+        with pytest.raises(DiskFailed):
+            a.append([((1, 1), b"z")])
+        bad.fail = False  # a later fsync that works must not make it look fine
+        with pytest.raises(DiskFailed):
+            a.flush()
+        b.append([((1, 1), b"still fine")])
+        b.flush()
+        store.group(3).save_vote((1, 1))
+        assert store._groups[3].disk.path == str(dirs[1]), "new groups avoid the failed disk"
+        assert store.stat()["disks"][0]["failed"]
+    finally:
+        store.close()
+    with Store.open(dirs) as store:
+        assert list(store.group(2).read(0, 9)) == [((1, 0), b"y"), ((1, 1), b"still fine")]
+        assert store.group(3).state() == LogState(vote=(1, 1))
+
+
+def test_groups_spread_over_disks_and_come_back(tmp_path):
+    dirs = [tmp_path / "d0", tmp_path / "d1", tmp_path / "d2"]
+    with Store.open(dirs) as store:
+        for gid in range(30):
+            store.group(gid).append([((1, 0), b"g%d" % gid)])
+        placement = {gid: store._groups[gid].disk.path for gid in range(30)}
+        assert sorted(d["groups"] for d in store.stat()["disks"]) == [10, 10, 10]
+    with Store.open(dirs) as store:
+        assert {gid: store._groups[gid].disk.path for gid in range(30)} == placement
+        for gid in range(30):
+            assert list(store.group(gid).read(0, 5)) == [((1, 0), b"g%d" % gid)]
+
+
+def test_a_group_on_two_disks_is_refused(tmp_path):
+    for d in ("a", "b"):
+        with Store.open(tmp_path / d) as store:
+            store.group(1).save_vote((1, 1))
+    with pytest.raises(ValueError, match="group 1 is in both"):
+        Store.open([tmp_path / "a", tmp_path / "b"])
+    # Nothing stays locked after the refusal.
+    Store.open(tmp_path / "a").close()
+
+
+def test_write_buffer_is_handed_over_before_a_flush(data_dir):
+    with Store.open(data_dir, write_buffer_size=4096) as store:
+        g = store.group(1)
+        for i in range(100):
+            g.append([((1, i), b"x" * 100)])
+        disk = store._disks[0]
+        assert len(disk.pending) < 4096 + 200
+        assert disk.seq > 1, "full buffers went to the flusher without a flush"
+        g.flush()
+        assert disk.synced == disk.end

@@ -1,0 +1,206 @@
+"""Random operation sequences on many groups against a plain in-memory model.
+
+The model implements DESIGN.md section 1 on its own (dicts, no index, no
+files); the store must agree with it on every result, every error, every
+state and every read, across chunk rotations, cache evictions, chunk removals
+and reopens at random points.
+"""
+
+import shutil
+import tempfile
+
+from hypothesis import HealthCheck, settings, strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from shardlog import (GroupNotFound, LogIdMismatch, LogIdNonConsecutive, LogIdReversal, LogIndexNotFound,
+                      LogState, Store, VoteReversal)
+
+GIDS = st.integers(0, 5)
+SETTINGS = dict(chunk_max_records=7, chunk_max_size=600, cache_max_items=4, cache_max_bytes=64)
+
+
+def _next(log_id):
+    return 0 if log_id is None else log_id[1] + 1
+
+
+class ModelGroup:
+    def __init__(self):
+        self.vote = self.last = self.committed = self.purged = self.user_data = None
+        self.entries = {}
+
+    def state(self):
+        return LogState(self.vote, self.last, self.committed, self.purged, self.user_data)
+
+    def save_vote(self, vote):
+        if self.vote is not None and vote < self.vote:
+            raise VoteReversal(self.vote, vote)
+        self.vote = vote
+
+    def append(self, entries):
+        last = self.last
+        for log_id, _ in entries:
+            if last is not None and log_id <= last:
+                raise LogIdReversal(last, log_id, "append")
+            if last is not None and log_id[1] != last[1] + 1:
+                raise LogIdNonConsecutive(last, log_id)
+            last = log_id
+        for log_id, payload in entries:
+            self.entries[log_id[1]] = (log_id, payload)
+        self.last = last
+
+    def truncate(self, index):
+        if index == _next(self.purged):
+            keep = self.purged
+        elif index > 0 and index - 1 in self.entries:
+            keep = self.entries[index - 1][0]
+        else:
+            raise LogIndexNotFound(index - 1)
+        for i in [i for i in self.entries if i >= _next(keep)]:
+            del self.entries[i]
+        if self.last is not None and (keep is None or self.last > keep):
+            self.last = keep
+
+    def purge(self, upto):
+        if upto[1] < _next(self.purged):
+            return
+        if upto[1] in self.entries and self.entries[upto[1]][0] != upto:
+            raise LogIdMismatch(self.entries[upto[1]][0], upto)
+        if self.last is not None and upto[1] < self.last[1] and upto > self.last:
+            raise LogIdMismatch(self.last, upto)
+        for i in [i for i in self.entries if i <= upto[1]]:
+            del self.entries[i]
+        if self.purged is None or upto > self.purged:
+            self.purged = upto
+        if self.last is None or upto > self.last:
+            self.last = upto
+
+    def commit(self, log_id):
+        if self.committed is not None and log_id < self.committed:
+            raise LogIdReversal(self.committed, log_id, "commit")
+        self.committed = log_id
+
+    def read(self):
+        return [self.entries[i] for i in sorted(self.entries)]
+
+
+class StoreVsModel(RuleBasedStateMachine):
+    def __init__(self):
+        super().__init__()
+        self.dir = tempfile.mkdtemp(prefix="shardlog-model-")
+        self.dirs = [f"{self.dir}/a", f"{self.dir}/b"]
+        self.store = Store.open(self.dirs, **SETTINGS)
+        self.model = {}
+
+    def teardown(self):
+        self.store.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def both(self, gid, op, *args):
+        """Run ``op`` on the model and on the store; they must agree on the outcome."""
+        model = self.model.get(gid) or ModelGroup()
+        try:
+            getattr(model, op)(*args)
+            expected = None
+        except Exception as exc:
+            expected = type(exc)
+        try:
+            getattr(self.store.group(gid), op)(*args)
+            got = None
+        except Exception as exc:
+            got = type(exc)
+            if expected is None:
+                raise
+        assert got == expected, f"{op}{args}: store {got}, model {expected}"
+        if expected is None and gid not in self.model:
+            self.model[gid] = model
+        self.check(gid)
+
+    def check(self, gid):
+        model = self.model.get(gid) or ModelGroup()
+        g = self.store.group(gid)
+        assert g.state() == model.state()
+        assert list(g.read(0, 10 ** 6)) == model.read()
+
+    @rule(gid=GIDS, data=st.data())
+    def append(self, gid, data):
+        model = self.model.get(gid) or ModelGroup()
+        last = model.last
+        n = data.draw(st.integers(1, 6))
+        if last is None or data.draw(st.integers(0, 9)) == 0:
+            start = (data.draw(st.integers(0, 3)), data.draw(st.integers(0, 12)))
+        else:
+            start = (last[0] + data.draw(st.integers(0, 1)), last[1] + 1)
+        entries = [((start[0], start[1] + k), data.draw(st.binary(max_size=40))) for k in range(n)]
+        self.both(gid, "append", entries)
+
+    @rule(gid=GIDS, data=st.data())
+    def truncate(self, gid, data):
+        model = self.model.get(gid) or ModelGroup()
+        hi = _next(model.last) + 1
+        self.both(gid, "truncate", data.draw(st.integers(0, hi)))
+
+    @rule(gid=GIDS, data=st.data())
+    def purge(self, gid, data):
+        model = self.model.get(gid) or ModelGroup()
+        hi = _next(model.last) + 1
+        index = data.draw(st.integers(0, hi))
+        if index in model.entries and data.draw(st.integers(0, 4)):
+            term = model.entries[index][0][0]
+        else:
+            term = data.draw(st.integers(0, 4))
+        self.both(gid, "purge", (term, index))
+
+    @rule(gid=GIDS, term=st.integers(0, 4), index=st.integers(0, 20))
+    def commit(self, gid, term, index):
+        self.both(gid, "commit", (term, index))
+
+    @rule(gid=GIDS, vote=st.tuples(st.integers(0, 4), st.integers(0, 3)))
+    def save_vote(self, gid, vote):
+        self.both(gid, "save_vote", vote)
+
+    @rule(gid=GIDS, user_data=st.one_of(st.none(), st.binary(max_size=30)))
+    def save_user_data(self, gid, user_data):
+        model = self.model.setdefault(gid, ModelGroup())
+        model.user_data = user_data
+        self.store.group(gid).save_user_data(user_data)
+        self.check(gid)
+
+    @rule(gid=GIDS)
+    def drop_group(self, gid):
+        if gid in self.model:
+            del self.model[gid]
+            self.store.drop_group(gid)
+        else:
+            try:
+                self.store.drop_group(gid)
+            except GroupNotFound:
+                pass
+            else:
+                raise AssertionError("dropped a group that does not exist")
+        self.check(gid)
+
+    @rule(gid=GIDS)
+    def flush(self, gid):
+        self.store.group(gid).flush()
+
+    @rule()
+    def reopen(self):
+        self.store.close()
+        self.store = Store.open(self.dirs, **SETTINGS)
+
+    @invariant()
+    def same_groups(self):
+        assert self.store.groups() == sorted(self.model)
+
+    @precondition(lambda self: self.model)
+    @invariant()
+    def all_groups_agree(self):
+        for gid in self.model:
+            self.check(gid)
+
+
+StoreVsModel.TestCase.settings = settings(
+    max_examples=150, stateful_step_count=40, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestStoreVsModel = StoreVsModel.TestCase
