@@ -39,7 +39,7 @@ REJECTED = [
     ("truncate into purged", LogIndexNotFound, lambda s: s.group(1).truncate(1)),
     ("truncate of a new group", LogIndexNotFound, lambda s: s.group(5).truncate(3)),
     ("purge at another term", LogIdMismatch, lambda s: s.group(1).purge((1, 5))),
-    ("purge hiding entries", LogIdMismatch, lambda s: s.group(1).purge((3, 1))),
+    ("purge at a higher term", LogIdMismatch, lambda s: s.group(1).purge((3, 3))),
     ("bad vote", InvalidArgument, lambda s: s.group(2).save_vote((1, -1))),
     ("bad commit", InvalidArgument, lambda s: s.group(1).commit((1,))),
     ("bad purge", InvalidArgument, lambda s: s.group(1).purge(None)),
