@@ -56,12 +56,12 @@ def test_chunk_live_counts():
     a = chunks.add(0)
     idx = EntryIndex()
     for i in range(10):
-        idx.append(i, 1, 10 + i * 10, 1)
+        idx.append(i, 1, i * 10, 1)
         a.live += 1
     a.end = 100
     b = chunks.add(100)
     for i in range(10, 20):
-        idx.append(i, 1, 100 + i * 10, 1)
+        idx.append(i, 1, i * 10, 1)
         b.live += 1
     start, end = idx.span_upto(12)
     chunks.release(idx.offsets, start, end, now=500)
