@@ -102,7 +102,7 @@ class Disk:
         pack = APPEND_HEAD.pack
         pack_crc = CRC.pack
         crc32 = zlib.crc32
-        if not len(index):
+        if len(terms) == index.head:
             index.start_at(entries[0][0][1])
         n = len(entries)
         i = 0

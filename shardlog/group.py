@@ -43,10 +43,10 @@ class GroupState:
         if _above(self.vote, vote):
             raise VoteReversal(self.vote, vote)
 
-    def check_append(self, log_ids):
-        """Check a whole batch as if each entry were appended in turn."""
+    def check_append(self, entries):
+        """Check a batch of ``(log_id, payload)`` as if each were appended in turn."""
         last = self.last
-        for log_id in log_ids:
+        for log_id, _ in entries:
             if last is not None:
                 if log_id <= last:
                     raise LogIdReversal(last, log_id, "append")
@@ -54,10 +54,11 @@ class GroupState:
                     raise LogIdNonConsecutive(last, log_id)
             last = log_id
         index = self.index
-        if log_ids and len(index) and log_ids[0][1] != index.next_index():
+        if entries and len(index.terms) > index.head and entries[0][0][1] != index.next_index():
             # Only a state that disagrees with the entries (never written by
             # this API) gets here; refuse rather than misfile entries.
-            raise LogIdNonConsecutive((index.term_at(index.last_index), index.last_index), log_ids[0])
+            raise LogIdNonConsecutive((index.term_at(index.last_index), index.last_index),
+                                      entries[0][0])
 
     def truncate_target(self, index):
         """The log id a truncate at ``index`` keeps as the last one (None: keep nothing)."""

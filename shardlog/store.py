@@ -284,9 +284,9 @@ class Store:
         with self._lock:
             group = self._writable(gid)
             if group is not None:
-                group.check_append([log_id for log_id, _ in entries])
+                group.check_append(entries)
             else:
-                _check_new_group_append(entries)
+                GroupState(None).check_append(entries)
                 group = self._place(gid)
             group.disk.append(group, entries)
 
@@ -390,7 +390,7 @@ class Store:
             raise InvalidArgument(f"state.last {state.last} does not match the entries "
                                   f"(expected {expected_last})")
         start = state._replace(last=state.purged)
-        GroupState(gid, state=start).check_append([log_id for log_id, _ in entries])
+        GroupState(gid, state=start).check_append(entries)
         with self._lock:
             self._check_open()
             if gid in self._groups:
@@ -447,10 +447,6 @@ class Store:
             self._check_open()
             group = self._groups.get(gid)
             return group.state() if group is not None else LogState()
-
-
-def _check_new_group_append(entries):
-    GroupState(None).check_append([log_id for log_id, _ in entries])
 
 
 def _not_found_for_truncate(index):
