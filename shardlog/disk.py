@@ -243,6 +243,15 @@ class Disk:
 
     # ------------------------------------------------------------ the rest
 
+    def pinning_groups(self, limit=10):
+        """Groups with a live entry in the oldest chunk: what keeps it on disk."""
+        oldest = self.chunks.chunks[0]
+        if oldest.is_open:
+            return []
+        pins = [g.gid for g in self.groups.values()
+                if (off := g.index.first_offset()) is not None and off < oldest.end]
+        return sorted(pins)[:limit]
+
     def stat(self):
         pinning = self.chunks.pinning_chunk()
         return {
@@ -256,6 +265,7 @@ class Disk:
             "unsynced_bytes": self.end - self.synced,
             "failed": None if self.failed is None else str(self.failed),
             "pinning_chunk": None if pinning is None else pinning.start,
+            "pinning_groups": self.pinning_groups(),
             "cache": self.cache.stat(),
             "flusher": self.flusher.stats(),
         }

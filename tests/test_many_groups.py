@@ -45,6 +45,9 @@ def test_many_groups_interleaved_across_rotations_and_reopen(tmp_path):
             pinning = disk.chunks.pinning_chunk()
             assert chunk_names(disk.path)[0] == chunk_file_name(pinning.start), \
                 "every chunk older than the oldest live entry is removed, no other"
+            pins = disk.pinning_groups(limit=groups)
+            assert pins and all(disk.chunks.find(store._groups[gid].index.first_offset()) is pinning
+                                for gid in pins)
     with Store.open(dirs, **settings) as store:
         assert store.groups() == sorted(states)
         for gid, state in states.items():
