@@ -1,14 +1,30 @@
 """shardlog: durable log storage for hosts that run many Raft groups."""
 
 from .errors import (ChunkGap, CorruptedLog, DirectoryLocked, DiskFailed, DiskFull,
-                     GroupExists, GroupNotFound, InvalidArgument, LogIdMismatch, LogIdNonConsecutive,
-                     LogIdReversal, LogIndexNotFound, ShardlogError, StoreClosed, VoteReversal)
+                     GroupExists, GroupNotFound, InvalidArgument, LogIdMismatch,
+                     LogIdNonConsecutive, LogIdReversal, LogIndexNotFound, ShardlogError,
+                     StoreClosed, VoteReversal)
 from .store import Group, Store, Timeout
 from .types import LogState
 
-__all__ = sorted([
-    "ChunkGap", "CorruptedLog", "DirectoryLocked", "DiskFailed", "DiskFull", "Group",
-    "GroupExists", "GroupNotFound", "InvalidArgument", "LogIdMismatch", "LogIdNonConsecutive", "LogIdReversal",
-    "LogIndexNotFound", "LogState", "ShardlogError", "Store", "StoreClosed", "Timeout",
+__all__ = [
+    "ChunkGap",
+    "CorruptedLog",
+    "DirectoryLocked",
+    "DiskFailed",
+    "DiskFull",
+    "Group",
+    "GroupExists",
+    "GroupNotFound",
+    "InvalidArgument",
+    "LogIdMismatch",
+    "LogIdNonConsecutive",
+    "LogIdReversal",
+    "LogIndexNotFound",
+    "LogState",
+    "ShardlogError",
+    "Store",
+    "StoreClosed",
+    "Timeout",
     "VoteReversal",
-])
+]

@@ -53,12 +53,11 @@ class GroupState:
                 if log_id[1] != last[1] + 1:
                     raise LogIdNonConsecutive(last, log_id)
             last = log_id
-        index = self.index
-        if entries and len(index.terms) > index.head and entries[0][0][1] != index.next_index():
+        expected = self.index.expected_next()
+        if entries and expected is not None and entries[0][0][1] != expected:
             # Only a state that disagrees with the entries (never written by
             # this API) gets here; refuse rather than misfile entries.
-            raise LogIdNonConsecutive((index.term_at(index.last_index), index.last_index),
-                                      entries[0][0])
+            raise LogIdNonConsecutive(self.last, entries[0][0])
 
     def truncate_target(self, index):
         """The log id a truncate at ``index`` keeps as the last one (None: keep nothing)."""
@@ -134,3 +133,71 @@ class GroupState:
         chunks.release(index.offsets, index.head, len(index.terms), now)
         index.clear()
         self.payloads.clear()
+
+
+class Shadow:
+    """A group as the earlier ops of a batch would leave it, for checking later ones.
+
+    Duck-types the parts of GroupState (and of its index) that the checks
+    read, without touching the real group.
+    """
+
+    def __init__(self, group):
+        self.gid = group.gid
+        self.vote, self.last, self.committed, self.purged, self.user_data = group.state()
+        self._base = group.index
+        self._cut = None  # base entries at and above this index are truncated away
+        self._purged_to = -1  # base entries at and below this index are purged
+        self._added = {}
+        self.index = self
+
+    def term_at(self, index):
+        if index in self._added:
+            return self._added[index]
+        if index <= self._purged_to or (self._cut is not None and index >= self._cut):
+            return None
+        return self._base.term_at(index)
+
+    def expected_next(self):
+        return None  # only the real index can tell; the real write checks it again
+
+    check_vote = GroupState.check_vote
+    check_append = GroupState.check_append
+    truncate_target = GroupState.truncate_target
+    purge_is_noop = GroupState.purge_is_noop
+    check_commit = GroupState.check_commit
+
+    def check_and_apply(self, op, arg):
+        if op == "save_vote":
+            self.check_vote(arg)
+            self.vote = arg
+        elif op == "append":
+            self.check_append(arg)
+            for log_id, _ in arg:
+                self._added[log_id[1]] = log_id[0]
+            if arg:
+                self.last = arg[-1][0]
+        elif op == "truncate":
+            keep = self.truncate_target(arg)
+            first_gone = next_index(keep)
+            for i in [i for i in self._added if i >= first_gone]:
+                del self._added[i]
+            self._cut = first_gone if self._cut is None else min(self._cut, first_gone)
+            if _above(self.last, keep):
+                self.last = keep
+        elif op == "purge":
+            if not self.purge_is_noop(arg):
+                for i in [i for i in self._added if i <= arg[1]]:
+                    del self._added[i]
+                self._purged_to = max(self._purged_to, arg[1])
+                if _above(arg, self.purged):
+                    self.purged = arg
+                if _above(arg, self.last):
+                    self.last = arg
+        elif op == "commit":
+            self.check_commit(arg)
+            self.committed = arg
+        elif op == "save_user_data":
+            self.user_data = arg
+        else:
+            raise ValueError(f"unknown write op {op!r}")

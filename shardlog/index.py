@@ -35,6 +35,10 @@ class EntryIndex:
     def next_index(self):
         return self.first + len(self.terms) - self.head
 
+    def expected_next(self):
+        """The index the next append must have, or None when empty (any is fine)."""
+        return self.first + len(self.terms) - self.head if len(self.terms) > self.head else None
+
     def start_at(self, index):
         """Make an empty index start at ``index`` (the first append of a group)."""
         if len(self):

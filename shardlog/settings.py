@@ -14,13 +14,16 @@ DEFAULTS = {
     "cache_max_bytes": 256 * MiB,
     #: Encoded records are handed to the flusher once this many wait, flush or not.
     "write_buffer_size": 1 * MiB,
+    #: Backpressure: a write waits while its disk holds more unsynced bytes
+    #: (they are kept in memory until durable, so this bounds that memory).
+    "max_unsynced_bytes": 64 * MiB,
     #: On open, cut a torn last record or trailing zeros of the last chunk
     #: (as raft-log's ``truncate_incomplete_record``); otherwise refuse to open.
     "truncate_incomplete_record": True,
 }
 
 _MINIMUM = {"chunk_max_size": 64, "chunk_max_records": 2, "cache_max_items": 0,
-            "cache_max_bytes": 0, "write_buffer_size": 1}
+            "cache_max_bytes": 0, "write_buffer_size": 1, "max_unsynced_bytes": 1}
 
 
 def resolve(overrides):

@@ -13,16 +13,17 @@ import threading
 import time
 
 from . import codec
+from .args import Batch, check_entries, check_u64, normalize_arg
 from .disk import Disk
 from .errors import (CorruptedLog, GroupExists, GroupNotFound, InvalidArgument, ShardlogError,
                      StoreClosed)
-from .group import GroupState
 from .flusher import ThreadFlusher
+from .group import GroupState, Shadow
 from .lockfile import DirLock
 from .naming import chunk_path
 from .recovery import replay
 from .settings import resolve
-from .types import U32_MAX, U64_MAX, LogState
+from .types import LogState
 
 log = logging.getLogger(__name__)
 
@@ -31,58 +32,6 @@ class Timeout(ShardlogError, TimeoutError):
     """A blocking call did not complete within its timeout."""
 
     code = "Timeout"
-
-
-# ------------------------------------------------------------ argument checks
-
-
-def _u64(value, what):
-    if type(value) is not int or not 0 <= value <= U64_MAX:
-        raise InvalidArgument(f"{what} must be an integer in [0, 2**64), not {value!r}")
-    return value
-
-
-def _pair(value, what):
-    try:
-        a, b = value
-    except (TypeError, ValueError):
-        raise InvalidArgument(f"{what} must be a pair of integers, not {value!r}") from None
-    if type(a) is not int or type(b) is not int or not (0 <= a <= U64_MAX and 0 <= b <= U64_MAX):
-        raise InvalidArgument(f"{what} must be a pair of integers in [0, 2**64), not {value!r}")
-    return (a, b)
-
-
-def _bytes(value, what):
-    if type(value) is not bytes:
-        if not isinstance(value, (bytearray, memoryview)):
-            raise InvalidArgument(f"{what} must be bytes, not {type(value).__name__}")
-        value = bytes(value)
-    if len(value) > U32_MAX:
-        raise InvalidArgument(f"{what} is longer than 2**32-1 bytes")
-    return value
-
-
-def _entries(entries):
-    """``[((term, index), bytes), ...]`` from any iterable of entries, or InvalidArgument."""
-    out = []
-    append = out.append
-    try:
-        for log_id, payload in entries:
-            if type(log_id) is not tuple or len(log_id) != 2:
-                log_id = _pair(log_id, "log id")
-            else:
-                term, index = log_id
-                if type(term) is not int or type(index) is not int or not (
-                        0 <= term <= U64_MAX and 0 <= index <= U64_MAX):
-                    _pair(log_id, "log id")
-            if type(payload) is not bytes or len(payload) > U32_MAX:
-                payload = _bytes(payload, "payload")
-            append((log_id, payload))
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, InvalidArgument):
-            raise
-        raise InvalidArgument(f"entries must be an iterable of (log_id, payload): {exc}") from None
-    return out
 
 
 class Store:
@@ -151,7 +100,7 @@ class Store:
 
     def group(self, gid):
         """A handle on group ``gid``; the group is created by its first write."""
-        return Group(self, _u64(gid, "group id"))
+        return Group(self, check_u64(gid, "group id"))
 
     def groups(self):
         with self._lock:
@@ -159,7 +108,7 @@ class Store:
 
     def drop_group(self, gid, timeout=None):
         """Remove a group and everything it holds; returns once that is durable."""
-        _u64(gid, "group id")
+        check_u64(gid, "group id")
         with self._lock:
             self._check_open()
             group = self._groups.get(gid)
@@ -248,7 +197,13 @@ class Store:
             callback(result)
 
     def _flush_all(self, callback):
-        pending = [len(self._disks)]
+        self._flush_disks(self._disks, callback)
+
+    def _flush_disks(self, disks, callback):
+        """Flush ``disks``; ``callback`` gets the first error or None once all are done."""
+        if not disks:
+            return callback(None)
+        pending = [len(disks)]
         errors = []
         guard = threading.Lock()
 
@@ -261,78 +216,120 @@ class Store:
             if last:
                 callback(errors[0] if errors else None)
 
-        for disk in self._disks:
+        for disk in disks:
             self._flush_disk(disk, one_done)
 
     # ------------------------------------------------------------ group operations
 
-    def _save_vote(self, gid, vote):
-        vote = _pair(vote, "vote")
+    def _write(self, op, gid, arg):
+        """Check and carry out one write (``arg`` already normalized)."""
         with self._lock:
-            group = self._writable(gid)
-            if group is not None:
-                group.check_vote(vote)
-            else:
-                group = self._place(gid)
-            group.disk.write(codec.encode(codec.SAVE_VOTE, gid, vote),
-                             lambda: setattr(group, "vote", vote))
+            self._check_open()
+            disk = getattr(self, "_do_" + op)(gid, self._checker(gid), arg)
+        self._throttle(disk)
 
-    def _append(self, gid, entries):
-        entries = _entries(entries)
+    def _checker(self, gid):
+        """The group to check a write against: the real one, or an empty detached one."""
+        group = self._groups.get(gid)
+        if group is None:
+            return GroupState(gid)
+        group.disk.check_writable()
+        return group
+
+    def _placed(self, group):
+        return group if group.disk is not None else self._place(group.gid)
+
+    def _do_save_vote(self, gid, group, vote):
+        group.check_vote(vote)
+        group = self._placed(group)
+        group.disk.write(codec.encode(codec.SAVE_VOTE, gid, vote),
+                         lambda: setattr(group, "vote", vote))
+        return group.disk
+
+    def _do_append(self, gid, group, entries):
         if not entries:
+            return None
+        group.check_append(entries)
+        group = self._placed(group)
+        group.disk.append(group, entries)
+        return group.disk
+
+    def _do_truncate(self, gid, group, index):
+        log_id = group.truncate_target(index)
+        group = self._placed(group)
+        disk = group.disk
+        disk.write(codec.encode(codec.TRUNCATE_AFTER, gid, log_id),
+                   lambda: group.apply_truncate(log_id, disk.chunks, disk.end))
+        return disk
+
+    def _do_purge(self, gid, group, upto):
+        if group.purge_is_noop(upto):
+            return None
+        group = self._placed(group)
+        disk = group.disk
+        disk.write(codec.encode(codec.PURGE_UPTO, gid, upto),
+                   lambda: group.apply_purge(upto, disk.chunks, disk.end))
+        return disk
+
+    def _do_commit(self, gid, group, log_id):
+        group.check_commit(log_id)
+        group = self._placed(group)
+        group.disk.write(codec.encode(codec.COMMIT, gid, log_id),
+                         lambda: setattr(group, "committed", log_id))
+        return group.disk
+
+    def _do_save_user_data(self, gid, group, user_data):
+        group = self._placed(group)
+        state = group.state()._replace(user_data=user_data)
+        group.disk.write(codec.encode(codec.STATE, gid, state), lambda: group.set_state(state))
+        return group.disk
+
+    def _throttle(self, disk):
+        """Backpressure: a writer waits while its disk holds too many unsynced bytes."""
+        if disk is None or disk.end - disk.synced <= self.settings["max_unsynced_bytes"]:
             return
-        with self._lock:
-            group = self._writable(gid)
-            if group is not None:
-                group.check_append(entries)
-            else:
-                GroupState(None).check_append(entries)
-                group = self._place(gid)
-            group.disk.append(group, entries)
+        try:
+            self._wait(lambda cb: self._flush_disk(disk, cb), None)
+        except ShardlogError:
+            pass  # the disk failed; the next write on it says so
 
-    def _truncate(self, gid, index):
-        _u64(index, "index")
-        with self._lock:
-            group = self._writable(gid)
-            if group is None:
-                if index != 0:
-                    raise _not_found_for_truncate(index)
-                group = self._place(gid)
-            log_id = group.truncate_target(index)
-            disk = group.disk
-            disk.write(codec.encode(codec.TRUNCATE_AFTER, gid, log_id),
-                       lambda: group.apply_truncate(log_id, disk.chunks, disk.end))
+    def batch(self, flush=False, timeout=None):
+        """Writes for many groups, checked as a whole and applied together.
 
-    def _purge(self, gid, upto):
-        upto = _pair(upto, "log id")
-        with self._lock:
-            group = self._writable(gid)
-            if group is not None and group.purge_is_noop(upto):
-                return
-            group = group or self._place(gid)
-            disk = group.disk
-            disk.write(codec.encode(codec.PURGE_UPTO, gid, upto),
-                       lambda: group.apply_purge(upto, disk.chunks, disk.end))
+        ``with store.batch(flush=True) as b: b.group(1).append(...)``; leaving
+        the block applies them (and waits for durability if ``flush``).
+        """
+        return Batch(lambda ops: self.apply_batch(ops, flush=flush, timeout=timeout))
 
-    def _commit(self, gid, log_id):
-        log_id = _pair(log_id, "log id")
-        with self._lock:
-            group = self._writable(gid)
-            if group is not None:
-                group.check_commit(log_id)
-            else:
-                group = self._place(gid)
-            group.disk.write(codec.encode(codec.COMMIT, gid, log_id),
-                             lambda: setattr(group, "committed", log_id))
+    def apply_batch(self, ops, flush=False, callback=None, timeout=None):
+        """Apply ``[(op, gid, arg), ...]`` (normalized by ``protocol.normalize_write``).
 
-    def _save_user_data(self, gid, user_data):
-        if user_data is not None:
-            user_data = _bytes(user_data, "user data")
+        Every op is checked, in order, against the state the ops before it
+        would leave; if any fails nothing is written. With ``flush``, waits
+        (or calls ``callback``) until all of it is durable.
+        """
         with self._lock:
-            group = self._writable(gid) or self._place(gid)
-            state = group.state()._replace(user_data=user_data)
-            group.disk.write(codec.encode(codec.STATE, gid, state),
-                             lambda: group.set_state(state))
+            self._check_open()
+            shadows = {}
+            for op, gid, arg in ops:
+                shadow = shadows.get(gid)
+                if shadow is None:
+                    shadow = shadows[gid] = Shadow(self._checker(gid))
+                shadow.check_and_apply(op, arg)
+            disks = set()
+            for op, gid, arg in ops:
+                disk = getattr(self, "_do_" + op)(gid, self._checker(gid), arg)
+                if disk is not None:
+                    disks.add(disk)
+        for disk in disks:
+            self._throttle(disk)
+        if not flush:
+            if callback is not None:
+                callback(None)
+            return
+        if callback is not None:
+            return self._flush_disks(list(disks), callback)
+        self._wait(lambda cb: self._flush_disks(list(disks), cb), timeout)
 
     def _flush_group(self, gid, callback, timeout):
         def start(cb):
@@ -350,8 +347,8 @@ class Store:
         self._wait(start, timeout)
 
     def _read(self, gid, start, end):
-        _u64(start, "start")
-        _u64(end, "end")
+        check_u64(start, "start")
+        check_u64(end, "end")
         with self._lock:
             self._check_open()
             group = self._groups.get(gid)
@@ -383,8 +380,8 @@ class Store:
 
     def _restore(self, gid, state, entries):
         """Create group ``gid`` holding ``state`` and ``entries`` (an import)."""
-        _u64(gid, "group id")
-        entries = _entries(entries)
+        check_u64(gid, "group id")
+        entries = check_entries(entries)
         expected_last = entries[-1][0] if entries else state.purged
         if state.last != expected_last:
             raise InvalidArgument(f"state.last {state.last} does not match the entries "
@@ -449,11 +446,6 @@ class Store:
             return group.state() if group is not None else LogState()
 
 
-def _not_found_for_truncate(index):
-    from .errors import LogIndexNotFound
-    return LogIndexNotFound(index - 1)
-
-
 class Group:
     """One group of a Store: the operations of a Raft node's log storage.
 
@@ -472,26 +464,26 @@ class Group:
 
     def save_vote(self, vote):
         """Persist ``(term, voted_for)``; VoteReversal if lower than the saved one."""
-        self._store._save_vote(self.gid, vote)
+        self._store._write("save_vote", self.gid, normalize_arg("save_vote", vote))
 
     def append(self, entries):
         """Append ``[((term, index), payload), ...]``, checked as one batch."""
-        self._store._append(self.gid, entries)
+        self._store._write("append", self.gid, normalize_arg("append", entries))
 
     def truncate(self, index):
         """Drop entries at ``index`` and above."""
-        self._store._truncate(self.gid, index)
+        self._store._write("truncate", self.gid, normalize_arg("truncate", index))
 
     def purge(self, upto):
         """Drop entries up to and including log id ``upto``."""
-        self._store._purge(self.gid, upto)
+        self._store._write("purge", self.gid, normalize_arg("purge", upto))
 
     def commit(self, log_id):
-        self._store._commit(self.gid, log_id)
+        self._store._write("commit", self.gid, normalize_arg("commit", log_id))
 
     def save_user_data(self, user_data):
         """Persist ``bytes`` (or None) alongside the state, as a full State record."""
-        self._store._save_user_data(self.gid, user_data)
+        self._store._write("save_user_data", self.gid, normalize_arg("save_user_data", user_data))
 
     def flush(self, callback=None, timeout=None):
         """Block until every write accepted so far is durable, or call

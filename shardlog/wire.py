@@ -25,3 +25,49 @@ class RemoveRequest(NamedTuple):
     seq: int
     #: Start offsets of the chunk files to delete, oldest first.
     chunks: Tuple[int, ...]
+
+
+# ------------------------------------------------------------ worker wire format
+#
+# Front -> worker (PUSH -> PULL), one message per request:
+#   write:  [msgpack ["w", seq, chunk, at, sync], data]
+#   remove: [msgpack ["r", seq, [chunk, ...]]]
+#   stop:   [msgpack ["stop"]]          finish what was received, then exit 0
+# Worker -> front (XPUB -> SUB):
+#   ["done", seq, synced]               after each batch
+#   ["hb", seq, synced, stats, failed]  every heartbeat interval; repeats done
+#   ["failed", seq, message]            a write or fsync failed; no more writes
+# The worker publishes nothing before the front's subscription reaches its XPUB.
+
+import msgpack  # noqa: E402
+
+
+def pack_request(req):
+    """Frames of a request for the worker."""
+    if isinstance(req, WriteRequest):
+        return [msgpack.packb(["w", req.seq, req.chunk, req.at, req.sync]), req.data]
+    return [msgpack.packb(["r", req.seq, list(req.chunks)])]
+
+
+STOP = msgpack.packb(["stop"])
+
+
+def unpack_request(frames):
+    """A WriteRequest, RemoveRequest, or None for stop."""
+    head = msgpack.unpackb(frames[0])
+    if head[0] == "w":
+        _, seq, chunk, at, sync = head
+        return WriteRequest(seq, chunk, at, frames[1], sync)
+    if head[0] == "r":
+        return RemoveRequest(head[1], tuple(head[2]))
+    if head[0] == "stop":
+        return None
+    raise ValueError(f"unknown worker request {head[0]!r}")
+
+
+def pack_event(*fields):
+    return msgpack.packb(list(fields))
+
+
+def unpack_event(data):
+    return msgpack.unpackb(data)

@@ -42,12 +42,11 @@ class ChunkWriter:
     def _fd(self, chunk):
         fd = self._fds.get(chunk)
         if fd is None:
-            path = chunk_path(self.data_dir, chunk)
-            existed = os.path.exists(path)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+            fd = os.open(chunk_path(self.data_dir, chunk), os.O_WRONLY | os.O_CREAT, 0o644)
             self._fds[chunk] = fd
-            if not existed:
-                self._dir_dirty = True
+            # The file may be new, or created by a worker that died before
+            # fsyncing the directory: make its entry durable either way.
+            self._dir_dirty = True
         return fd
 
     def write_batch(self, requests):

@@ -1,0 +1,68 @@
+"""Multi-group batches: checked as a whole, applied together, durable in one flush."""
+
+import pytest
+
+from shardlog import InvalidArgument, LogIdNonConsecutive, LogIdReversal, LogIndexNotFound, LogState
+
+from .conftest import snapshot
+from .test_atomicity import memory
+
+
+def test_batch_applies_every_write(open_store):
+    store = open_store()
+    with store.batch(flush=True) as b:
+        for gid in range(50):
+            g = b.group(gid)
+            g.save_vote((1, gid))
+            g.append([((1, 0), b"a%d" % gid), ((1, 1), b"b")])
+            g.commit((1, 1))
+    for gid in range(50):
+        assert store.group(gid).state() == LogState(vote=(1, gid), last=(1, 1), committed=(1, 1))
+    assert store._disks[0].synced == store._disks[0].end, "flush=True: durable on return"
+
+
+def test_later_ops_are_checked_against_earlier_ones(open_store):
+    store = open_store()
+    with store.batch() as b:
+        g = b.group(1)
+        g.append([((1, 0), b"a"), ((1, 1), b"b"), ((1, 2), b"c")])
+        g.truncate(2)  # the entry at 1 exists only inside the batch
+        g.append([((2, 2), b"C")])
+        g.purge((1, 0))
+        g.commit((2, 2))
+        g.save_user_data(b"u")
+    g = store.group(1)
+    assert g.state() == LogState(last=(2, 2), committed=(2, 2), purged=(1, 0), user_data=b"u")
+    assert list(g.read(0, 9)) == [((1, 1), b"b"), ((2, 2), b"C")]
+
+
+@pytest.mark.parametrize("error, fill", [
+    (LogIdNonConsecutive, lambda b: b.group(2).append([((1, 5), b"gap")])),
+    (LogIdReversal, lambda b: b.group(1).commit((0, 0))),
+    (LogIndexNotFound, lambda b: (b.group(1).truncate(1), b.group(1).truncate(3))),
+    (LogIdReversal, lambda b: (b.group(3).append([((2, 0), b"x")]), b.group(3).append([((1, 1), b"y")]))),
+])
+def test_a_bad_op_anywhere_rejects_the_whole_batch(open_store, data_dir, error, fill):
+    store = open_store()
+    store.group(1).append([((1, 0), b"x"), ((1, 1), b"y")])
+    store.group(1).commit((1, 1))
+    store.group(2).append([((1, 0), b"z")])
+    store.flush()
+    files, mem = snapshot(data_dir), memory(store)
+    with pytest.raises(error):
+        with store.batch(flush=True) as b:
+            for gid in range(10, 20):
+                b.group(gid).append([((1, 0), b"fine")])
+            fill(b)
+    store.flush()
+    assert memory(store) == mem
+    assert snapshot(data_dir) == files
+
+
+def test_bad_argument_raises_while_recording(open_store):
+    store = open_store()
+    with pytest.raises(InvalidArgument):
+        with store.batch() as b:
+            b.group(1).append([((1, 0), b"ok")])
+            b.group(1).commit("nope")
+    assert store.groups() == []
