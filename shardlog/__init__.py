@@ -3,8 +3,8 @@
 from .errors import (ChunkGap, CorruptedLog, DirectoryLocked, DiskFailed, DiskFull,
                      GroupExists, GroupNotFound, InvalidArgument, LogIdMismatch,
                      LogIdNonConsecutive, LogIdReversal, LogIndexNotFound, ShardlogError,
-                     StoreClosed, VoteReversal)
-from .store import Group, Store, Timeout
+                     StoreClosed, Timeout, VoteReversal)
+from .store import Group, Store
 from .types import LogState
 
 __all__ = [

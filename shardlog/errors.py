@@ -142,3 +142,48 @@ class StoreClosed(ShardlogError):
     """The store was closed."""
 
     code = "ShuttingDown"
+
+
+class Timeout(ShardlogError, TimeoutError):
+    """A blocking call did not complete within its timeout."""
+
+    code = "Timeout"
+
+
+class BadRequest(InvalidArgument):
+    """A request that is not a well-formed message of the protocol."""
+
+    code = "BadRequest"
+
+
+class UnknownOp(BadRequest):
+    code = "UnknownOp"
+
+
+class TooLarge(BadRequest):
+    code = "TooLarge"
+
+
+class VersionMismatch(BadRequest):
+    code = "VersionMismatch"
+
+
+class ServerError(ShardlogError):
+    """An error reply whose code this client does not know, or an internal error."""
+
+    code = "Internal"
+
+    def __init__(self, code, message):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+
+
+def error_classes():
+    """Error code -> exception class, for turning error replies back into exceptions."""
+    out = {}
+    stack = [ShardlogError]
+    while stack:
+        cls = stack.pop()
+        stack.extend(cls.__subclasses__())
+        out.setdefault(cls.code, cls)
+    return out

@@ -16,7 +16,7 @@ from . import codec
 from .args import Batch, check_entries, check_u64, normalize_arg
 from .disk import Disk
 from .errors import (CorruptedLog, GroupExists, GroupNotFound, InvalidArgument, ShardlogError,
-                     StoreClosed)
+                     StoreClosed, Timeout)
 from .flusher import ThreadFlusher
 from .group import GroupState, Shadow
 from .lockfile import DirLock
@@ -26,12 +26,6 @@ from .settings import resolve
 from .types import LogState
 
 log = logging.getLogger(__name__)
-
-
-class Timeout(ShardlogError, TimeoutError):
-    """A blocking call did not complete within its timeout."""
-
-    code = "Timeout"
 
 
 class Store:
@@ -75,13 +69,12 @@ class Store:
                     if gid in seen:
                         raise InvalidArgument(f"group {gid} is in both {seen[gid]} and {path}")
                     seen[gid] = path
-                disk = Disk(path, settings, recovered, lock, flusher_factory)
-                disks.append(disk)
                 log.info("%s: recovered %d groups, %d records in %d chunks in %.3f s%s",
                          path, len(recovered.groups), recovered.records, len(recovered.chunks),
                          time.perf_counter() - t0,
                          f"; cut a torn tail of {recovered.cut[0]} at {recovered.cut[2]}"
                          if recovered.cut else "")
+                disks.append(Disk(path, settings, recovered, lock, flusher_factory))
         except BaseException:
             for disk in disks:
                 disk.close()
@@ -347,18 +340,25 @@ class Store:
         self._wait(start, timeout)
 
     def _read(self, gid, start, end):
+        return self.read_page(gid, start, end)[0]
+
+    def read_page(self, gid, start, end, max_entries=None, max_bytes=None):
+        """``(entries, next)``: entries in ``[start, end)``, at most ``max_entries`` of
+        them and about ``max_bytes`` of payload (at least one entry); ``next`` is
+        where to continue, or None when the range is done."""
         check_u64(start, "start")
         check_u64(end, "end")
         with self._lock:
             self._check_open()
             group = self._groups.get(gid)
             if group is None:
-                return []
+                return [], None
             index = group.index
             lo = max(start, index.first)
-            hi = min(end, index.next_index())
+            stop = min(end, index.next_index())
+            hi = stop if max_entries is None else min(stop, lo + max(max_entries, 1))
             if lo >= hi:
-                return []
+                return [], None
             disk = group.disk
             payloads = group.payloads
             terms, offsets, sizes = index.terms, index.offsets, index.sizes
@@ -367,16 +367,22 @@ class Store:
             append = out.append
             get = payloads.get
             misses = 0
+            budget = max_bytes
             for i in range(lo, hi):
-                payload = get(i)
                 pos = base + i
+                if budget is not None:
+                    if budget < 0:
+                        hi = i
+                        break
+                    budget -= sizes[pos]
+                payload = get(i)
                 if payload is None:
                     payload = disk.read_payload(offsets[pos], sizes[pos])
                     misses += 1
                 append(((terms[pos], i), payload))
-            disk.cache.hits += hi - lo - misses
+            disk.cache.hits += len(out) - misses
             disk.cache.misses += misses
-            return out
+            return out, (hi if hi < stop else None)
 
     def _restore(self, gid, state, entries):
         """Create group ``gid`` holding ``state`` and ``entries`` (an import)."""
@@ -451,6 +457,7 @@ class Group:
 
     The same methods, with the same arguments, exist on the network client's
     group handle, so a Raft node's storage code runs unchanged on either.
+    Every write takes ``flush=True`` to return only once it is durable.
     """
 
     __slots__ = ("_store", "gid")
@@ -462,28 +469,40 @@ class Group:
     def __repr__(self):
         return f"Group({self.gid})"
 
-    def save_vote(self, vote):
+    def save_vote(self, vote, flush=False):
         """Persist ``(term, voted_for)``; VoteReversal if lower than the saved one."""
         self._store._write("save_vote", self.gid, normalize_arg("save_vote", vote))
+        if flush:
+            self.flush()
 
-    def append(self, entries):
+    def append(self, entries, flush=False):
         """Append ``[((term, index), payload), ...]``, checked as one batch."""
         self._store._write("append", self.gid, normalize_arg("append", entries))
+        if flush:
+            self.flush()
 
-    def truncate(self, index):
+    def truncate(self, index, flush=False):
         """Drop entries at ``index`` and above."""
         self._store._write("truncate", self.gid, normalize_arg("truncate", index))
+        if flush:
+            self.flush()
 
-    def purge(self, upto):
+    def purge(self, upto, flush=False):
         """Drop entries up to and including log id ``upto``."""
         self._store._write("purge", self.gid, normalize_arg("purge", upto))
+        if flush:
+            self.flush()
 
-    def commit(self, log_id):
+    def commit(self, log_id, flush=False):
         self._store._write("commit", self.gid, normalize_arg("commit", log_id))
+        if flush:
+            self.flush()
 
-    def save_user_data(self, user_data):
+    def save_user_data(self, user_data, flush=False):
         """Persist ``bytes`` (or None) alongside the state, as a full State record."""
         self._store._write("save_user_data", self.gid, normalize_arg("save_user_data", user_data))
+        if flush:
+            self.flush()
 
     def flush(self, callback=None, timeout=None):
         """Block until every write accepted so far is durable, or call

@@ -34,7 +34,7 @@ class RemoveRequest(NamedTuple):
 #   remove: [msgpack ["r", seq, [chunk, ...]]]
 #   stop:   [msgpack ["stop"]]          finish what was received, then exit 0
 # Worker -> front (XPUB -> SUB):
-#   ["done", seq, synced]               after each batch
+#   ["done", seq, synced, stats]        after each batch
 #   ["hb", seq, synced, stats, failed]  every heartbeat interval; repeats done
 #   ["failed", seq, message]            a write or fsync failed; no more writes
 # The worker publishes nothing before the front's subscription reaches its XPUB.

@@ -62,10 +62,14 @@ class WorkerFlusher:
         self._outbox = collections.deque()
         self._generation = 0
         self._ready = threading.Event()
+        self._start_error = None
         self._thread = threading.Thread(target=self._run, name=f"worker-flusher:{name}", daemon=True)
         self._thread.start()
         if not self._ready.wait(30):
-            raise RuntimeError(f"flush worker for {data_dir} did not start")
+            self._start_error = "no heartbeat within 30 s"
+        if self._start_error:
+            self.close()
+            raise RuntimeError(f"flush worker for {data_dir} did not start: {self._start_error}")
 
     # ------------------------------------------------------------ the engine's side
 
@@ -147,14 +151,15 @@ class WorkerFlusher:
     def _handle_event(self, data):
         event = unpack_event(data)
         kind = event[0]
+        self._ready.set()
         if kind == "hb":
             self.last_heartbeat = time.monotonic()
-            self.worker_stats = event[3]
             if event[4] and self.failed is None:
                 self._fail(event[4])
                 return
         if kind in ("done", "hb"):
             seq, synced = event[1], event[2]
+            self.worker_stats = event[3]
             if seq > self.done_seq or synced > self.synced:
                 self.done_seq = max(seq, self.done_seq)
                 self.synced = max(synced, self.synced)
@@ -183,6 +188,11 @@ class WorkerFlusher:
         code = self.proc.poll()
         if code is None:
             return
+        if not self._ready.is_set():
+            self._start_error = f"it exited with code {code} before its first heartbeat"
+            self._closing = True
+            self._ready.set()
+            return
         log.warning("%s: flush worker (pid %d) died with exit code %s; restarting and "
                     "resending %d requests not yet durable", self.data_dir, self.proc.pid, code,
                     len(self._inflight))
@@ -192,7 +202,6 @@ class WorkerFlusher:
 
     def _run(self):
         self._start_worker()
-        self._ready.set()
         poller_sockets = None
         try:
             while True:
@@ -211,7 +220,8 @@ class WorkerFlusher:
                         except zmq.Again:
                             break
                 self._send_outbox()
-                if self._closing and (not self._inflight or self.failed is not None):
+                if self._closing and (not self._inflight or self.failed is not None
+                                      or self._start_error):
                     with self._submit_lock:
                         if not self._submitted:
                             break

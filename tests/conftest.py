@@ -32,3 +32,20 @@ def snapshot(path):
 
 def chunk_names(path):
     return sorted(n for n in os.listdir(path) if n.endswith(".wal"))
+
+
+@pytest.fixture
+def start_server(tmp_path):
+    """``start_server(data_dirs=None, *args)`` runs a real server; all are stopped and reaped."""
+    from .service import Server
+
+    servers = []
+
+    def start(data_dirs=None, *args, env=None, ready=True):
+        server = Server(data_dirs or [tmp_path / "data"], *args, env=env)
+        servers.append(server)
+        return server.wait_ready() if ready else server
+
+    yield start
+    for server in servers:
+        server.cleanup()

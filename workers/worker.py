@@ -70,7 +70,8 @@ def run(args):
         writer.written = writer.synced = args.synced
         done_seq = 0
         failed = None
-        next_beat = 0.0
+        pub.send(pack_event("hb", done_seq, writer.synced, writer.stats, failed))
+        next_beat = time.monotonic() + args.heartbeat
         interval_ms = int(args.heartbeat * 1000)
         stopping = False
         while not stopping:
@@ -95,7 +96,7 @@ def run(args):
                     pub.send(pack_event("failed", done_seq, failed))
                 else:
                     done_seq = batch[-1].seq
-                    pub.send(pack_event("done", done_seq, synced))
+                    pub.send(pack_event("done", done_seq, synced, writer.stats))
             now = time.monotonic()
             if now >= next_beat:
                 pub.send(pack_event("hb", done_seq, writer.synced, writer.stats, failed))

@@ -1,0 +1,224 @@
+"""Command line: ``python -m shardlog serve | stat | dump | export | import | bench``."""
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+
+from .config import DEFAULTS, load
+from .errors import ShardlogError
+
+ENGINE_FLAGS = [
+    ("chunk_max_size", int, "close a chunk once it holds this many bytes"),
+    ("chunk_max_records", int, "close a chunk once it holds this many records"),
+    ("cache_max_items", int, "durable payloads kept in memory, per disk (items)"),
+    ("cache_max_bytes", int, "durable payloads kept in memory, per disk (bytes)"),
+    ("write_buffer_size", int, "hand encoded records to the worker once this many bytes wait"),
+    ("max_unsynced_bytes", int, "stop taking writes for a disk holding this many unsynced bytes"),
+]
+
+
+def _add_setting(parser, name, kind, text):
+    default = DEFAULTS[name]
+    parser.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None,
+                        help=f"{text} (default {default})")
+
+
+def _cmd_serve(args):
+    from .front import Front
+
+    flags = {k: v for k, v in vars(args).items() if k in DEFAULTS}
+    settings = load(flags, config_file=args.config)
+    logging.basicConfig(level=settings["log_level"].upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    front = Front(settings)
+    front.install_signal_handlers()
+    front.serve()
+    return 0
+
+
+def _cmd_stat(args):
+    from .client import Client
+
+    with Client(args.endpoint, timeout=args.timeout) as client:
+        stat = client.stat()
+    if args.json:
+        print(json.dumps(stat, indent=2, sort_keys=True))
+        return 0
+    print(f"server {stat['endpoint']}: {stat['groups']} groups, {stat['entries']} entries, "
+          f"index {stat['index_bytes']} bytes")
+    front = stat["front"]
+    print(f"  front pid {front['pid']}: rss {front['rss'] / 2**20:.1f} MiB, cpu {front['cpu_percent']:.0f}%")
+    for disk in stat["disks"]:
+        worker, flusher, cache = disk["worker"] or {}, disk["flusher"], disk["cache"]
+        fsyncs = flusher.get("fsyncs", 0)
+        latency = flusher.get("fsync_seconds", 0) / fsyncs * 1e6 if fsyncs else 0
+        print(f"  disk {disk['path']}{'  FAILED: ' + disk['failed'] if disk['failed'] else ''}")
+        print(f"    {disk['groups']} groups, {disk['chunks']} chunks, {disk['bytes_on_disk']} bytes on disk, "
+              f"{disk['unsynced_bytes']} unsynced")
+        print(f"    worker pid {worker.get('pid')}: rss {worker.get('rss', 0) / 2**20:.1f} MiB, "
+              f"{fsyncs} fsyncs (mean {latency:.0f} us), {flusher.get('restarts', 0)} restarts")
+        print(f"    cache {cache['items']} items, {cache['bytes']} bytes, hits {cache['hits']}, "
+              f"misses {cache['misses']}")
+        if disk["pinning_groups"]:
+            print(f"    oldest chunk pinned by groups {disk['pinning_groups']}")
+    return 0
+
+
+def _cmd_dump(args):
+    from . import codec
+    from .naming import list_chunks
+
+    files, ignored = list_chunks(args.data_dir)
+    if not files:
+        print(f"{args.data_dir}: no chunk files", file=sys.stderr)
+        return 1
+    for start, path in files:
+        print(f"{os.path.basename(path)}")
+        with open(path, "rb") as f:
+            data = f.read()
+        pos = 0
+        n = 0
+        while pos < len(data):
+            try:
+                rec, end = codec.decode(data, pos)
+            except (codec.Incomplete, codec.BadRecord) as exc:
+                print(f"  ERROR at offset {pos}: {exc}")
+                break
+            if args.group is None or rec.gid == args.group or (
+                    rec.type == codec.CHECKPOINT and args.group is None):
+                print(f"  R-{n:05d} [{start + pos}, {start + end}) {end - pos}: {codec.describe(rec)}")
+            if rec.type == codec.CHECKPOINT and args.group is not None:
+                for gid, state in rec.value[2]:
+                    if gid == args.group:
+                        print(f"  R-{n:05d} [{start + pos}, {start + end}) checkpoint of g={gid}: {state}")
+            pos = end
+            n += 1
+    return 0
+
+
+def _cmd_export(args):
+    from .compat import export_raft_log
+    from .store import Store
+
+    with Store.open(args.data_dir) as store:
+        names = export_raft_log(store, args.group, args.out, chunk_max_records=args.chunk_max_records,
+                                chunk_max_size=args.chunk_max_size)
+    print(f"wrote {len(names)} chunk files to {args.out}")
+    return 0
+
+
+def _cmd_import(args):
+    from .compat import import_raft_log
+    from .store import Store
+
+    with Store.open(args.data_dir) as store:
+        state, count = import_raft_log(store, args.group, args.source)
+    print(f"imported {count} entries as group {args.group}: {state}")
+    return 0
+
+
+def _cmd_bench(args):
+    from .client import Client
+
+    payload = b"x" * args.size
+    with Client(args.endpoint, timeout=30) as client:
+        groups = [client.group(args.first_group + g) for g in range(args.groups)]
+        latencies = []
+        start = [g.state().last for g in groups]
+        nxt = [0 if s is None else s[1] + 1 for s in start]
+        term = 1 + max([s[0] for s in start if s] or [0])
+        t_end = time.monotonic() + args.seconds
+        rounds = 0
+        t0 = time.perf_counter()
+        while time.monotonic() < t_end:
+            t1 = time.perf_counter()
+            with client.batch(flush=True) as b:
+                for k, g in enumerate(groups):
+                    b.group(g.gid).append([((term, nxt[k]), payload)])
+                    nxt[k] += 1
+            latencies.append(time.perf_counter() - t1)
+            rounds += 1
+        elapsed = time.perf_counter() - t0
+    latencies.sort()
+    entries = rounds * args.groups
+    print(f"{rounds} rounds of {args.groups} groups x {args.size} B, durable: {entries / elapsed:,.0f} "
+          f"entries/s; round latency p50 {latencies[len(latencies) // 2] * 1e3:.2f} ms, "
+          f"p99 {latencies[int(len(latencies) * 0.99)] * 1e3:.2f} ms")
+    return 0
+
+
+def build_parser():
+    ap = argparse.ArgumentParser(prog="python -m shardlog",
+                                 description="Durable log storage for hosts that run many Raft groups.")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the server (front process and one flush worker per disk)",
+                           description="Run the server. Settings come from --config FILE.toml, then "
+                                       "SHARDLOG_* environment variables, then these flags (flags win).")
+    serve.add_argument("--config", help="TOML file of settings (names as the flags, with _)")
+    serve.add_argument("--data-dir", dest="data_dir", action="append", default=None,
+                       help="a data directory, one per disk; repeat for several "
+                            f"(default {DEFAULTS['data_dir'][0]})")
+    serve.add_argument("--bind", default=None, help=f"client endpoint (default {DEFAULTS['bind']})")
+    serve.add_argument("--insecure", action="store_const", const=True, default=None,
+                       help="allow binding to a non-loopback address without CurveZMQ")
+    serve.add_argument("--log-level", dest="log_level", default=None, help="DEBUG, INFO, WARNING (default INFO)")
+    serve.add_argument("--max-message-size", dest="max_message_size", type=int, default=None,
+                       help=f"largest request in bytes (default {DEFAULTS['max_message_size']})")
+    serve.add_argument("--disk-reserve-bytes", dest="disk_reserve_bytes", type=int, default=None,
+                       help=f"refuse writes when free space falls under this (default {DEFAULTS['disk_reserve_bytes']})")
+    serve.add_argument("--fault-injection", dest="fault_injection", action="store_const", const=True,
+                       default=None, help=argparse.SUPPRESS)
+    for name, kind, text in ENGINE_FLAGS:
+        _add_setting(serve, name, kind, text)
+    serve.set_defaults(func=_cmd_serve)
+
+    stat = sub.add_parser("stat", help="print a running server's figures")
+    stat.add_argument("--endpoint", default=DEFAULTS["bind"], help="server endpoint (default %(default)s)")
+    stat.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default %(default)s)")
+    stat.add_argument("--json", action="store_true", help="print JSON for scripts")
+    stat.set_defaults(func=_cmd_stat)
+
+    dump = sub.add_parser("dump", help="print the records of a data directory (offline, read-only)")
+    dump.add_argument("data_dir")
+    dump.add_argument("--group", type=int, help="only this group's records")
+    dump.set_defaults(func=_cmd_dump)
+
+    export = sub.add_parser("export", help="write a group as a raft-log directory (server stopped)")
+    export.add_argument("--data-dir", dest="data_dir", action="append", required=True)
+    export.add_argument("--group", type=int, required=True)
+    export.add_argument("out", help="new or empty directory to write")
+    export.add_argument("--chunk-max-records", type=int, help="raft-log's chunk_max_records")
+    export.add_argument("--chunk-max-size", type=int, help="raft-log's chunk_max_size")
+    export.set_defaults(func=_cmd_export)
+
+    imp = sub.add_parser("import", help="load a raft-log directory as a new group (server stopped)")
+    imp.add_argument("--data-dir", dest="data_dir", action="append", required=True)
+    imp.add_argument("--group", type=int, required=True)
+    imp.add_argument("source", help="raft-log directory")
+    imp.set_defaults(func=_cmd_import)
+
+    bench = sub.add_parser("bench", help="durable batched appends against a running server")
+    bench.add_argument("--endpoint", default=DEFAULTS["bind"])
+    bench.add_argument("--groups", type=int, default=1000)
+    bench.add_argument("--first-group", type=int, default=1_000_000)
+    bench.add_argument("--size", type=int, default=100, help="payload bytes (default %(default)s)")
+    bench.add_argument("--seconds", type=float, default=5.0)
+    bench.set_defaults(func=_cmd_bench)
+    return ap
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ShardlogError as exc:
+        print(f"shardlog {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

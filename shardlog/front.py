@@ -1,0 +1,347 @@
+"""The front process: ``python -m shardlog serve``.
+
+It is the only process clients talk to. It owns the engine (every group's
+state, index and payload cache), answers requests on a ROUTER socket, and
+runs one flush worker process per data directory through
+``WorkerFlusher``. The main thread owns the ROUTER; replies that complete
+later (flushes, durable writes) come from the flushers' threads through a
+queue and a wake-up pipe, so no socket is ever shared between threads.
+
+Garbage on the socket is logged and answered or dropped, never fatal; a
+request that fails its checks writes nothing (the engine sees to that).
+"""
+
+import collections
+import logging
+import os
+import shutil
+import signal
+import tempfile
+import time
+
+import psutil
+import zmq
+
+from . import protocol
+from .args import check_u64, normalize_arg
+from .config import engine_settings
+from .errors import BadRequest, DiskFull, InvalidArgument, ShardlogError, StoreClosed, TooLarge, UnknownOp
+from .errors import VersionMismatch
+from .protocol import PROTOCOL_VERSION, WRITE_FIELDS, write_arg_in
+from .store import Store
+from .worker_flusher import worker_flusher_factory
+
+log = logging.getLogger("shardlog.front")
+
+SERVER_NAME = "shardlog 0.1.0"
+_LOOPBACK = ("tcp://127.", "tcp://localhost:", "tcp://[::1]:", "ipc://", "inproc://")
+
+
+def _field(msg, name):
+    try:
+        return msg[name]
+    except KeyError:
+        raise BadRequest(f"request {msg.get('op')!r} needs the field {name!r}") from None
+
+
+def warn_shared_devices(data_dirs):
+    """Two data directories on one device share its fsyncs: say so at start."""
+    seen = {}
+    for path in data_dirs:
+        os.makedirs(path, exist_ok=True)
+        dev = os.stat(path).st_dev
+        if dev in seen:
+            mount = _mountpoint(path)
+            log.warning("data directories %s and %s are on the same device (%s): they share "
+                        "its bandwidth and fsyncs; use one per disk", seen[dev], path, mount)
+        seen.setdefault(dev, path)
+
+
+def _mountpoint(path):
+    path = os.path.realpath(path)
+    best = ""
+    try:
+        for part in psutil.disk_partitions(all=True):
+            if path.startswith(part.mountpoint) and len(part.mountpoint) > len(best):
+                best = part.mountpoint
+    except (psutil.Error, OSError):
+        return "unknown"
+    return best or "unknown"
+
+
+class Front:
+    def __init__(self, settings):
+        self.settings = settings
+        bind = settings["bind"]
+        if not bind.startswith(_LOOPBACK) and not settings["insecure"]:
+            raise InvalidArgument(f"refusing to bind {bind} without CurveZMQ; bind to loopback, "
+                                  "or pass --insecure if the network is trusted")
+        data_dirs = [os.path.abspath(d) for d in settings["data_dir"]]
+        warn_shared_devices(data_dirs)
+        self.ctx = zmq.Context()
+        self.ctx.linger = 0
+        self.run_dir = tempfile.mkdtemp(prefix="shardlog-run-")
+        self.router = None
+        self.store = None
+        self._replies = collections.deque()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        self._stopping = False
+        self._processes = {}
+        self._free_checked = {}
+        try:
+            t0 = time.perf_counter()
+            factory = worker_flusher_factory(self.ctx, self.run_dir, heartbeat=settings["heartbeat"],
+                                             fault_injection=settings["fault_injection"])
+            self.store = Store.open(data_dirs, flusher_factory=factory, **engine_settings(settings))
+            stat = self.store.stat()
+            log.info("opened %d data director%s in %.3f s: %d groups, %d entries",
+                     len(data_dirs), "y" if len(data_dirs) == 1 else "ies",
+                     time.perf_counter() - t0, stat["groups"], stat["entries"])
+            self.router = self.ctx.socket(zmq.ROUTER)
+            self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+            self.router.maxmsgsize = settings["max_message_size"] + (1 << 20)
+            self.router.sndhwm = 10_000
+            self.router.rcvhwm = 10_000
+            self.router.bind(bind)
+            self.endpoint = self.router.last_endpoint.decode()
+        except BaseException:
+            self._close_resources()
+            raise
+        self._ops = {op: self._write for op in WRITE_FIELDS}
+        self._ops.update(hello=self._hello, flush=self._flush, read=self._read, state=self._state,
+                         groups=self._groups, drop_group=self._drop_group, batch=self._batch,
+                         stat=self._stat)
+        log.info("serving on %s (pid %d)", self.endpoint, os.getpid())
+
+    # ------------------------------------------------------------ the loop
+
+    def stop(self, *_):
+        """Ask the loop to stop: safe from a signal handler or another thread."""
+        self._stopping = True
+        os.write(self._wake_w, b"s")
+
+    def install_signal_handlers(self):
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+
+    def serve(self):
+        poller = zmq.Poller()
+        poller.register(self.router, zmq.POLLIN)
+        poller.register(self._wake_r, zmq.POLLIN)
+        try:
+            while not self._stopping:
+                events = dict(poller.poll(500))
+                if self._wake_r in events:
+                    self._drain_wake()
+                if self.router in events:
+                    for _ in range(1000):
+                        try:
+                            frames = self.router.recv_multipart(zmq.NOBLOCK)
+                        except zmq.Again:
+                            break
+                        self._handle(frames)
+                        if self._stopping:
+                            break
+                self._send_replies()
+        finally:
+            self._shutdown()
+
+    def _drain_wake(self):
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _send(self, ident, data):
+        try:
+            self.router.send_multipart([ident, data], zmq.NOBLOCK)
+        except zmq.Again:
+            log.warning("dropping a reply: client %s does not read its replies", ident.hex())
+        except zmq.ZMQError as exc:
+            log.info("dropping a reply to a client that is gone (%s)", exc)
+
+    def _reply_later(self, ident, request_id):
+        def callback(error):
+            data = protocol.ok(request_id) if error is None else protocol.error(request_id, error)
+            self._replies.append((ident, data))
+            os.write(self._wake_w, b"r")
+        return callback
+
+    def _send_replies(self):
+        replies = self._replies
+        while replies:
+            self._send(*replies.popleft())
+
+    def _handle(self, frames):
+        if len(frames) != 2:
+            log.warning("dropping a message of %d frames (want identity + one body)", len(frames))
+            return
+        ident, data = frames
+        request_id = None
+        try:
+            if len(data) > self.settings["max_message_size"]:
+                raise TooLarge(f"request of {len(data)} bytes is over max_message_size "
+                               f"{self.settings['max_message_size']}")
+            msg = protocol.unpack(data)
+            request_id = msg.get("id")
+            if msg.get("v") != PROTOCOL_VERSION:
+                raise VersionMismatch(f"protocol version {msg.get('v')!r} is not supported; "
+                                      f"this server speaks {PROTOCOL_VERSION}")
+            handler = self._ops.get(msg.get("op"))
+            if handler is None:
+                raise UnknownOp(f"unknown op {msg.get('op')!r}; known: {', '.join(protocol.OPS)}")
+            if self._stopping:
+                raise StoreClosed("the server is shutting down")
+            result = handler(ident, request_id, msg)
+        except ShardlogError as exc:
+            if isinstance(exc, BadRequest) or request_id is None:
+                log.info("bad request from %s: %s", ident.hex(), exc)
+            self._send(ident, protocol.error(request_id, exc))
+            return
+        except Exception as exc:
+            log.exception("request %r failed", request_id)
+            self._send(ident, protocol.error(request_id, exc))
+            return
+        if result is not _LATER:
+            self._send(ident, protocol.ok(request_id, result))
+
+    # ------------------------------------------------------------ operations
+
+    def _check_space(self, gid):
+        """DiskFull before the disk really is: free space under the reserve refuses writes."""
+        reserve = self.settings["disk_reserve_bytes"]
+        if not reserve:
+            return
+        group = self.store._groups.get(gid)
+        paths = [group.disk.path] if group is not None else [d.path for d in self.store._disks]
+        now = time.monotonic()
+        for path in paths:
+            checked = self._free_checked.get(path)
+            if checked is None or now - checked[0] > 0.1:
+                checked = (now, psutil.disk_usage(path).free)
+                self._free_checked[path] = checked
+            if checked[1] >= reserve:
+                return
+        raise DiskFull(f"{paths[0]}: {checked[1]} bytes free, under the reserve of {reserve}; "
+                       "free space or add a disk")
+
+    def _write(self, ident, request_id, msg):
+        op = msg["op"]
+        gid = check_u64(_field(msg, "gid"), "gid")
+        arg = normalize_arg(op, write_arg_in(op, _field(msg, WRITE_FIELDS[op])))
+        self._check_space(gid)
+        self.store._write(op, gid, arg)
+        if msg.get("flush"):
+            self.store.group(gid).flush(callback=self._reply_later(ident, request_id))
+            return _LATER
+        return None
+
+    def _batch(self, ident, request_id, msg):
+        wire_ops = _field(msg, "ops")
+        if not isinstance(wire_ops, list):
+            raise BadRequest("ops must be an array of [op, gid, arg]")
+        ops = []
+        for item in wire_ops:
+            if not isinstance(item, list) or len(item) != 3 or item[0] not in WRITE_FIELDS:
+                raise BadRequest(f"each batch op must be [write op, gid, arg], not {item!r:.100}")
+            op, gid, arg = item
+            gid = check_u64(gid, "gid")
+            ops.append((op, gid, normalize_arg(op, write_arg_in(op, arg))))
+        for gid in {gid for _, gid, _ in ops}:
+            self._check_space(gid)
+        if msg.get("flush"):
+            self.store.apply_batch(ops, flush=True, callback=self._reply_later(ident, request_id))
+            return _LATER
+        self.store.apply_batch(ops)
+        return None
+
+    def _flush(self, ident, request_id, msg):
+        callback = self._reply_later(ident, request_id)
+        if msg.get("gid") is None:
+            self.store.flush(callback=callback)
+        else:
+            self.store.group(check_u64(msg["gid"], "gid")).flush(callback=callback)
+        return _LATER
+
+    def _read(self, ident, request_id, msg):
+        gid = check_u64(_field(msg, "gid"), "gid")
+        limit = msg.get("max", self.settings["max_read_entries"])
+        limit = min(check_u64(limit, "max"), self.settings["max_read_entries"])
+        entries, nxt = self.store.read_page(gid, _field(msg, "start"), _field(msg, "end"),
+                                            max_entries=limit, max_bytes=self.settings["max_read_bytes"])
+        return {"entries": protocol.entries_out(entries), "next": nxt}
+
+    def _state(self, ident, request_id, msg):
+        return protocol.state_out(self.store.group(check_u64(_field(msg, "gid"), "gid")).state())
+
+    def _groups(self, ident, request_id, msg):
+        return self.store.groups()
+
+    def _drop_group(self, ident, request_id, msg):
+        self.store.drop_group(check_u64(_field(msg, "gid"), "gid"))
+        return None
+
+    def _hello(self, ident, request_id, msg):
+        return {"protocol": PROTOCOL_VERSION, "server": SERVER_NAME,
+                "max_message_size": self.settings["max_message_size"],
+                "max_read_entries": self.settings["max_read_entries"]}
+
+    def _stat(self, ident, request_id, msg):
+        stat = self.store.stat()
+        stat["front"] = self._process_stat(os.getpid())
+        for disk in stat["disks"]:
+            disk["worker"] = self._process_stat(disk["flusher"].get("pid"))
+        stat["endpoint"] = self.endpoint
+        return stat
+
+    def _process_stat(self, pid):
+        if pid is None:
+            return None
+        try:
+            proc = self._processes.get(pid)
+            if proc is None:
+                proc = self._processes[pid] = psutil.Process(pid)
+                proc.cpu_percent(None)
+            with proc.oneshot():
+                return {"pid": pid, "rss": proc.memory_info().rss, "cpu_percent": proc.cpu_percent(None),
+                        "cpu_seconds": sum(proc.cpu_times()[:2])}
+        except (psutil.NoSuchProcess, psutil.AccessDenied) as exc:
+            self._processes.pop(pid, None)
+            return {"pid": pid, "error": type(exc).__name__}
+
+    # ------------------------------------------------------------ shutdown
+
+    def _shutdown(self):
+        log.info("shutting down: flushing every disk and stopping the workers")
+        try:
+            self.store.close()
+        finally:
+            self._send_replies()
+            # Whatever arrived meanwhile is answered, not left hanging.
+            while True:
+                try:
+                    ident, data = self.router.recv_multipart(zmq.NOBLOCK)
+                except (zmq.Again, ValueError):
+                    break
+                try:
+                    request_id = protocol.unpack(data).get("id")
+                except BadRequest:
+                    continue
+                self._send(ident, protocol.error(request_id, StoreClosed("the server is shutting down")))
+            self._close_resources()
+        log.info("stopped")
+
+    def _close_resources(self):
+        if self.store is not None:
+            self.store.close()
+        if self.router is not None:
+            self.router.close()
+        self.ctx.term()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+_LATER = object()

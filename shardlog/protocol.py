@@ -1,0 +1,121 @@
+"""The client protocol: msgpack maps over ROUTER/DEALER (docs/protocol.md is the reference).
+
+Shared by the front and the clients; it knows nothing of the engine. Log ids
+and votes travel as 2-element arrays, entries as ``[term, index, payload]``,
+a LogState as a 5-element array ``[vote, last, committed, purged, user_data]``.
+"""
+
+import msgpack
+
+from .errors import BadRequest, ServerError, ShardlogError, error_classes
+from .types import LogState
+
+#: Major version of the protocol; a request carrying another one is refused.
+PROTOCOL_VERSION = 1
+
+#: Operations that change a group; each takes ``gid`` and one argument field.
+WRITE_FIELDS = {
+    "save_vote": "vote",
+    "append": "entries",
+    "truncate": "index",
+    "purge": "upto",
+    "commit": "log_id",
+    "save_user_data": "user_data",
+}
+OPS = sorted(list(WRITE_FIELDS) + ["hello", "flush", "read", "state", "groups", "drop_group",
+                                   "batch", "stat"])
+
+_ERRORS = error_classes()
+
+
+def pack(message):
+    return msgpack.packb(message, use_bin_type=True)
+
+
+def unpack(data):
+    """A request or reply map; BadRequest if the bytes are not one."""
+    try:
+        message = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except Exception as exc:
+        raise BadRequest(f"not a msgpack message: {exc}") from None
+    if not isinstance(message, dict):
+        raise BadRequest(f"a message must be a map, not {type(message).__name__}")
+    return message
+
+
+# ------------------------------------------------------------ values on the wire
+
+
+def log_id_out(log_id):
+    return None if log_id is None else list(log_id)
+
+
+def state_out(state):
+    return [log_id_out(state.vote), log_id_out(state.last), log_id_out(state.committed),
+            log_id_out(state.purged), state.user_data]
+
+
+def state_in(fields):
+    def pair(v):
+        return None if v is None else (v[0], v[1])
+
+    vote, last, committed, purged, user_data = fields
+    return LogState(pair(vote), pair(last), pair(committed), pair(purged), user_data)
+
+
+def entries_out(entries):
+    return [[t, i, p] for (t, i), p in entries]
+
+
+def entries_in(wire):
+    """``[((term, index), payload)]`` from ``[[term, index, payload], ...]`` (checked later)."""
+    if not isinstance(wire, list):
+        raise BadRequest("entries must be an array of [term, index, payload]")
+    out = []
+    for e in wire:
+        if not isinstance(e, list) or len(e) != 3:
+            raise BadRequest("each entry must be [term, index, payload]")
+        out.append(((e[0], e[1]), e[2]))
+    return out
+
+
+def write_arg_in(op, value):
+    """The argument of a write op as the engine takes it."""
+    if op == "append":
+        return entries_in(value)
+    if op in ("save_vote", "purge", "commit"):
+        return tuple(value) if isinstance(value, list) else value
+    return value
+
+
+def write_arg_out(op, value):
+    if op == "append":
+        return entries_out(value)
+    if op in ("save_vote", "purge", "commit"):
+        return list(value)
+    return value
+
+
+# ------------------------------------------------------------ replies
+
+
+def ok(request_id, result=None):
+    return pack({"id": request_id, "status": "ok", "result": result})
+
+
+def error(request_id, exc):
+    code = getattr(exc, "code", "Internal")
+    return pack({"id": request_id, "status": "error", "code": code, "message": str(exc)})
+
+
+def raise_for(reply):
+    """The result of a reply, or the exception its error code names."""
+    if reply.get("status") == "ok":
+        return reply.get("result")
+    code, message = reply.get("code", "Internal"), reply.get("message", "")
+    cls = _ERRORS.get(code)
+    if cls is None or cls is ServerError:
+        raise ServerError(code, message)
+    exc = cls.__new__(cls)
+    ShardlogError.__init__(exc, message)
+    raise exc

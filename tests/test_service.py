@@ -1,0 +1,294 @@
+"""The service with real processes and sockets: front, workers, clients."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import psutil
+import pytest
+
+from shardlog import DiskFailed, LogState, Store
+from shardlog.client import Client
+
+from .conftest import snapshot
+from .service import ROOT, poll_for
+from .test_store import SAMPLE_ENTRIES, SAMPLE_STATE, build_sample_data
+
+
+def test_compat_sequence_through_the_client(start_server, tmp_path):
+    server = start_server()
+    with server.client() as client:
+        g = client.group(7)
+        build_sample_data(g)
+        g.flush()
+        assert g.state() == SAMPLE_STATE
+        assert list(g.read(0, 100)) == SAMPLE_ENTRIES
+    with Store.open(tmp_path / "embedded") as store:
+        build_sample_data(store.group(7))
+        assert store.group(7).state() == SAMPLE_STATE
+        assert list(store.group(7).read(0, 100)) == SAMPLE_ENTRIES
+
+
+def raft_node_storage(log):
+    """Group code a Raft node would run; it must not care what ``log`` is."""
+    g = log.group(3)
+    g.save_vote((1, 1))
+    g.append([((1, i), b"e%d" % i) for i in range(5)])
+    g.commit((1, 3), flush=True)
+    g.truncate(4)
+    g.purge((1, 1))
+    g.save_user_data(b"meta")
+    g.flush()
+    return g.state(), list(g.read(0, 10))
+
+
+def test_same_group_code_on_store_and_client(start_server, tmp_path):
+    with Store.open(tmp_path / "embedded") as store:
+        embedded = raft_node_storage(store)
+    with start_server().client() as client:
+        remote = raft_node_storage(client)
+    assert remote == embedded
+    assert embedded[0] == LogState(vote=(1, 1), last=(1, 3), committed=(1, 3), purged=(1, 1),
+                                   user_data=b"meta")
+
+
+def test_10000_pipelined_requests(start_server):
+    server = start_server()
+    with server.client() as client:
+        pending = [client.submit("append", gid=1, entries=[[1, i, b"p%d" % i]], flush=False)
+                   for i in range(10_000)]
+        assert [p.result() for p in pending] == [None] * 10_000
+        client.group(1).flush()
+        got = list(client.group(1).read(0, 20_000))
+    assert len(got) == 10_000
+    assert got[-1] == ((1, 9999), b"p9999")
+
+
+def test_1000_groups_by_several_clients(start_server, tmp_path):
+    server = start_server([tmp_path / "a", tmp_path / "b"])
+    errors = []
+
+    def writer(first):
+        try:
+            with server.client() as client:
+                for r in range(3):
+                    for gid in range(first, first + 250):
+                        client.group(gid).append([((1, r), b"%d-%d" % (gid, r))])
+                    client.flush()
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(k * 250,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors
+    with server.client() as client:
+        assert client.groups() == list(range(1000))
+        for gid in (0, 499, 999):
+            assert list(client.group(gid).read(0, 9)) == [((1, r), b"%d-%d" % (gid, r)) for r in range(3)]
+        stat = client.stat()
+    assert sorted(d["groups"] for d in stat["disks"]) == [500, 500]
+
+
+def test_flush_is_answered_after_the_workers_fsync(start_server):
+    server = start_server()
+    with server.client() as client:
+        g = client.group(1)
+        before = client.stat()["disks"][0]
+        g.append([((1, 0), b"x" * 1000)])
+        g.flush()
+        after = client.stat()["disks"][0]
+        assert after["flusher"]["fsyncs"] > before["flusher"]["fsyncs"]
+        assert after["synced"] == after["end"] > before["end"]
+        g.append([((1, 1), b"y")], flush=True)
+        assert client.stat()["disks"][0]["unsynced_bytes"] == 0
+
+
+def test_kill_9_of_a_worker_under_load_loses_nothing(start_server, tmp_path):
+    server = start_server([tmp_path / "a", tmp_path / "b"])
+    acked = {}
+    done = threading.Event()
+    errors = []
+
+    def load():
+        try:
+            with server.client(timeout=30) as client:
+                for i in range(400):
+                    gid = i % 8
+                    n = acked.get(gid, 0)
+                    client.group(gid).append([((1, n), b"%d/%d" % (gid, n))], flush=True)
+                    acked[gid] = n + 1
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            done.set()
+
+    t = threading.Thread(target=load)
+    t.start()
+    assert poll_for(lambda: sum(acked.values()) > 50, 30)
+    victim = server.workers[0]
+    os.kill(victim, signal.SIGKILL)
+    t.join(120)
+    assert done.is_set() and not errors
+    with server.client() as client:
+        stat = client.stat()
+        assert sum(d["flusher"]["restarts"] for d in stat["disks"]) == 1
+        assert all(d["worker"]["pid"] != victim for d in stat["disks"])
+    assert server.stop() == 0
+    with Store.open([tmp_path / "a", tmp_path / "b"]) as store:
+        for gid, n in acked.items():
+            assert list(store.group(gid).read(0, 10_000)) == [((1, i), b"%d/%d" % (gid, i)) for i in range(n)]
+
+
+def test_workers_exit_when_the_front_is_killed(start_server):
+    server = start_server()
+    workers = server.worker_pids()
+    assert workers
+    server.proc.kill()
+    server.proc.wait(10)
+    gone = poll_for(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
+                                    for p in workers), 5)
+    assert gone, "workers outlived their front"
+
+
+def test_sigterm_flushes_and_exits_0_and_restart_recovers(start_server, tmp_path):
+    server = start_server()
+    with server.client() as client:
+        g = client.group(5)
+        g.save_vote((2, 1))
+        g.append([((2, i), b"v%d" % i) for i in range(100)])  # not flushed by the client
+        g.commit((2, 50))
+        state, entries = g.state(), list(g.read(0, 1000))
+    assert server.stop(signal.SIGTERM) == 0
+    assert "shutting down" in server.log()
+    server = start_server()
+    with server.client() as client:
+        assert client.group(5).state() == state
+        assert list(client.group(5).read(0, 1000)) == entries
+
+
+def test_second_server_on_the_same_directory_fails_clearly(start_server):
+    start_server()
+    second = start_server(ready=False)
+    assert second.proc.wait(30) != 0
+    assert "in use by another process" in second.log()
+
+
+def test_fsync_failure_fails_one_disk_and_the_other_serves(start_server, tmp_path):
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    server = start_server(dirs, "--fault-injection")
+    with server.client() as client:
+        client.group(1).append([((1, 0), b"on a")], flush=True)
+        client.group(2).append([((1, 0), b"on b")], flush=True)
+        placement = {d["path"]: d["groups"] for d in client.stat()["disks"]}
+        assert list(placement.values()) == [1, 1]
+        (dirs[0] / ".shardlog-fault-fsync").write_text("EIO")
+        with pytest.raises(DiskFailed):
+            client.group(1).append([((1, 1), b"lost")], flush=True)
+        (dirs[0] / ".shardlog-fault-fsync").unlink()
+        with pytest.raises(DiskFailed):
+            client.group(1).flush()
+        with pytest.raises(DiskFailed):
+            client.group(1).append([((1, 2), b"refused")])
+        client.group(2).append([((1, 1), b"still fine")], flush=True)
+        stat = client.stat()
+        assert stat["disks"][0]["failed"] and not stat["disks"][1]["failed"]
+    assert server.stop() == 0
+
+
+def test_async_client(start_server):
+    import asyncio
+
+    from shardlog.client import AsyncClient
+
+    server = start_server()
+
+    async def main():
+        async with AsyncClient(server.endpoint) as client:
+            groups = [client.group(g) for g in range(20)]
+            await asyncio.gather(*[g.append([((1, 0), b"a%d" % g.gid)]) for g in groups])
+            async with client.batch(flush=True) as b:
+                for g in groups:
+                    b.group(g.gid).commit((1, 0))
+            states = await asyncio.gather(*[g.state() for g in groups])
+            reads = await asyncio.gather(*[g.read(0, 5) for g in groups])
+            return states, reads, await client.groups()
+
+    states, reads, groups = asyncio.run(main())
+    assert states == [LogState(last=(1, 0), committed=(1, 0))] * 20
+    assert reads == [[((1, 0), b"a%d" % g)] for g in range(20)]
+    assert groups == list(range(20))
+
+
+def test_reads_are_paged(start_server):
+    server = start_server()
+    with server.client() as client:
+        g = client.group(1)
+        for start in range(0, 25_000, 5000):
+            g.append([((1, i), b"%d" % i) for i in range(start, start + 5000)])
+        page = client.submit("read", gid=1, start=0, end=30_000).result()
+        assert len(page["entries"]) == 10_000 and page["next"] == 10_000
+        got = list(g.read(0, 30_000))
+    assert [i for (_, i), _ in got] == list(range(25_000))
+
+
+def test_batch_through_the_client(start_server, tmp_path):
+    server = start_server()
+    with server.client() as client:
+        with client.batch(flush=True) as b:
+            for gid in range(100):
+                b.group(gid).save_vote((1, 1)).append([((1, 0), b"x")])
+        before = snapshot(tmp_path / "data")
+        with pytest.raises(Exception) as err:
+            with client.batch(flush=True) as b:
+                b.group(500).append([((1, 0), b"new")])
+                b.group(5).append([((1, 5), b"gap")])
+        assert type(err.value).__name__ == "LogIdNonConsecutive"
+        client.flush()
+        assert snapshot(tmp_path / "data") == before
+        assert 500 not in client.groups()
+
+
+def test_cli_stat_dump_export_import(start_server, tmp_path):
+    server = start_server()
+    with server.client() as client:
+        build_sample_data(client.group(7))
+        client.flush()
+    env = dict(os.environ, PYTHONPATH=ROOT)
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "shardlog", *args], capture_output=True, text=True,
+                              env=env, timeout=60)
+
+    out = cli("stat", "--endpoint", server.endpoint)
+    assert out.returncode == 0 and "1 groups" in out.stdout and "worker pid" in out.stdout
+    out = cli("stat", "--endpoint", server.endpoint, "--json")
+    assert '"groups": 1' in out.stdout
+    out = cli("dump", str(tmp_path / "data"), "--group", "7")
+    assert out.returncode == 0 and "Append(g=7 (2, 7), b'wow')" in out.stdout
+    out = cli("export", "--data-dir", str(tmp_path / "data"), "--group", "7", str(tmp_path / "out"))
+    assert out.returncode != 0 and "in use by another process" in out.stderr
+    assert server.stop() == 0
+    out = cli("export", "--data-dir", str(tmp_path / "data"), "--group", "7", str(tmp_path / "out"),
+              "--chunk-max-records", "5")
+    assert out.returncode == 0, out.stderr
+    from .test_compat import REFERENCE
+    for name in os.listdir(REFERENCE / "raft-log"):
+        assert (tmp_path / "out" / name).read_bytes() == (REFERENCE / "raft-log" / name).read_bytes()
+    out = cli("import", "--data-dir", str(tmp_path / "data2"), "--group", "9", str(tmp_path / "out"))
+    assert out.returncode == 0, out.stderr
+    with Store.open(tmp_path / "data2") as store:
+        assert store.group(9).state() == SAMPLE_STATE
+
+
+def test_client_times_out_without_a_server(tmp_path):
+    from shardlog import Timeout
+    start = time.monotonic()
+    with pytest.raises(Timeout):
+        Client(f"ipc://{tmp_path}/nobody", timeout=0.3)
+    assert time.monotonic() - start < 5
