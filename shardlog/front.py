@@ -182,6 +182,7 @@ class Front:
         request_id = None
         try:
             if len(data) > self.settings["max_message_size"]:
+                request_id = protocol.peek_id(data)
                 raise TooLarge(f"request of {len(data)} bytes is over max_message_size "
                                f"{self.settings['max_message_size']}")
             msg = protocol.unpack(data)

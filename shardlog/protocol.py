@@ -43,6 +43,20 @@ def unpack(data):
     return message
 
 
+def peek_id(data):
+    """The ``id`` of a message too large to decode whole (skips every other value), or None."""
+    try:
+        unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=len(data) + 1)
+        unpacker.feed(data)
+        for _ in range(unpacker.read_map_header()):
+            if unpacker.unpack() == "id":
+                return unpacker.unpack()
+            unpacker.skip()
+    except Exception:
+        return None
+    return None
+
+
 # ------------------------------------------------------------ values on the wire
 
 

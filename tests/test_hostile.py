@@ -1,0 +1,157 @@
+"""Hostile requests: every one is answered with an error, nothing is written, the server stays up."""
+
+import msgpack
+import zmq
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from shardlog.protocol import OPS, WRITE_FIELDS
+
+from .conftest import snapshot
+
+# msgpack carries integers in [-2**63, 2**64): above that nothing can be sent.
+I64_MIN, U64 = -2 ** 63, 2 ** 64
+BAD_INTS = st.one_of(st.integers(I64_MIN, -1), st.floats(allow_nan=True), st.text(max_size=5), st.none(),
+                     st.booleans(), st.binary(max_size=5))
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(I64_MIN, U64 - 1), st.floats(), st.text(max_size=10),
+                    st.binary(max_size=10))
+VALUES = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                       st.dictionaries(st.text(max_size=5), inner, max_size=4)),
+                      max_leaves=10)
+BAD_PAIRS = st.one_of(BAD_INTS, st.lists(SCALARS, max_size=1), st.lists(SCALARS, min_size=3, max_size=4),
+                      st.tuples(BAD_INTS, st.integers(0, 5)).map(list), st.tuples(st.integers(0, 5), BAD_INTS).map(list))
+BAD_ARGS = {
+    "save_vote": BAD_PAIRS,
+    "purge": BAD_PAIRS,
+    "commit": BAD_PAIRS,
+    "truncate": BAD_INTS,
+    "save_user_data": st.one_of(st.integers(I64_MIN, U64 - 1), st.text(min_size=1), st.lists(SCALARS, max_size=3)),
+    "append": st.one_of(SCALARS, st.lists(st.one_of(SCALARS, st.lists(SCALARS, max_size=2)), min_size=1, max_size=3),
+                        st.tuples(BAD_INTS, st.integers(0, 5), st.binary()).map(lambda t: [list(t)]),
+                        st.tuples(st.integers(0, 5), st.integers(0, 5), st.text(max_size=3)).map(lambda t: [list(t)])),
+}
+
+
+def base(op):
+    return {"v": 1, "id": 1, "op": op}
+
+
+@st.composite
+def bad_write(draw):
+    op = draw(st.sampled_from(sorted(WRITE_FIELDS)))
+    msg = base(op)
+    if draw(st.booleans()):
+        msg["gid"] = draw(BAD_INTS)
+        msg[WRITE_FIELDS[op]] = draw(VALUES)
+    else:
+        msg["gid"] = draw(st.integers(0, 3))
+        if draw(st.integers(0, 5)):
+            msg[WRITE_FIELDS[op]] = draw(BAD_ARGS[op])
+        # else: the argument is missing
+    return msg
+
+
+@st.composite
+def bad_batch(draw):
+    msg = base("batch")
+    msg["flush"] = draw(st.booleans())
+    kind = draw(st.integers(0, 2))
+    if kind == 0:
+        msg["ops"] = draw(SCALARS)
+    elif kind == 1:
+        msg["ops"] = draw(st.lists(st.one_of(SCALARS, st.lists(SCALARS, max_size=4)), min_size=1, max_size=3))
+    else:
+        op = draw(st.sampled_from(sorted(WRITE_FIELDS)))
+        if draw(st.booleans()):
+            item = [op, draw(BAD_INTS), draw(VALUES)]
+        else:
+            item = [op, draw(st.integers(0, 3)), draw(BAD_ARGS[op])]
+        msg["ops"] = [item]
+    return msg
+
+
+@st.composite
+def other_bad(draw):
+    kind = draw(st.integers(0, 4))
+    if kind == 0:
+        return base(draw(st.text(max_size=12).filter(lambda s: s not in OPS)))
+    if kind == 1:
+        msg = base(draw(st.sampled_from(OPS)))
+        msg["v"] = draw(st.one_of(st.integers(I64_MIN, U64 - 1).filter(lambda v: v != 1), st.text(), st.none()))
+        return msg
+    if kind == 2:
+        msg = base(draw(st.sampled_from(["read", "state", "drop_group"])))
+        msg.update(gid=draw(BAD_INTS), start=draw(SCALARS), end=draw(SCALARS))
+        return msg
+    if kind == 3:
+        msg = base("read")
+        msg.update(gid=0, start=draw(BAD_INTS), end=draw(st.one_of(BAD_INTS, st.integers(0, 9))))
+        return msg
+    return draw(st.dictionaries(st.text(max_size=4), VALUES, max_size=4).filter(lambda d: d.get("v") != 1))
+
+
+def encoded(message):
+    return msgpack.packb(message, use_bin_type=True)
+
+
+RAW = st.one_of(st.binary(max_size=64), VALUES.filter(lambda v: not isinstance(v, dict)).map(encoded))
+HOSTILE = st.one_of(RAW, st.one_of(bad_write(), bad_batch(), other_bad()).map(encoded))
+
+
+def test_hostile_requests(start_server, tmp_path):
+    server = start_server()
+    with server.client() as client:
+        client.group(1).append([((1, 0), b"kept")], flush=True)
+    data = tmp_path / "data"
+    before = snapshot(data)
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.linger = 0
+    sock.connect(server.endpoint)
+    sent = [0]
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.lists(HOSTILE, min_size=1, max_size=8))
+    def attack(messages):
+        for m in messages:
+            sock.send(m)
+        for m in messages:
+            assert sock.poll(10_000), f"no reply to {m[:80]!r}"
+            reply = msgpack.unpackb(sock.recv(), raw=False)
+            assert reply["status"] == "error", (messages, reply)
+            assert reply["code"] in {"BadRequest", "UnknownOp", "VersionMismatch", "TooLarge",
+                                     "GroupNotFound"}, reply
+        sent[0] += len(messages)
+
+    try:
+        attack()
+    finally:
+        sock.close()
+        ctx.term()
+    assert sent[0] >= 300
+    with server.client() as client:
+        client.flush()
+        assert list(client.group(1).read(0, 5)) == [((1, 0), b"kept")]
+        assert client.groups() == [1]
+    assert snapshot(data) == before, "not one byte written for a hostile request"
+    assert server.proc.poll() is None
+
+
+def test_oversized_and_multipart_messages(start_server):
+    server = start_server(None, "--max-message-size", "1000")
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.linger = 0
+    sock.connect(server.endpoint)
+    try:
+        sock.send(encoded({"v": 1, "id": 5, "op": "append", "gid": 1, "entries": [[1, 0, b"x" * 2000]]}))
+        assert sock.poll(10_000)
+        reply = msgpack.unpackb(sock.recv(), raw=False)
+        assert (reply["id"], reply["code"]) == (5, "TooLarge")
+        sock.send_multipart([b"a", b"b"])  # not answerable: logged and dropped
+        sock.send(encoded({"v": 1, "id": 6, "op": "groups"}))
+        assert sock.poll(10_000)
+        assert msgpack.unpackb(sock.recv(), raw=False) == {"id": 6, "status": "ok", "result": []}
+    finally:
+        sock.close()
+        ctx.term()
+    assert "dropping a message of 3 frames" in server.log()
