@@ -17,6 +17,8 @@ def check_u64(value, what):
 
 
 def check_pair(value, what):
+    if not isinstance(value, (tuple, list)):
+        raise InvalidArgument(f"{what} must be a pair of integers, not {type(value).__name__}")
     try:
         a, b = value
     except (TypeError, ValueError):

@@ -49,7 +49,8 @@ class Disk:
         self.pending_at = recovered.end
         self.seq = 0
         self.done_seq = 0
-        #: ``(offset, callback)`` of flushes waiting for ``synced`` to reach offset.
+        #: ``(offset, seq, callback)`` of flushes waiting for ``synced`` to reach
+        #: offset and ``done_seq`` to reach seq.
         self.waiters = deque()
         self.failed = None
         self.flusher = flusher_factory(self.path, self._on_progress, self._on_failure,
@@ -188,11 +189,13 @@ class Disk:
         if self.failed is not None:
             return True, self.failed
         target = self.end
-        if target <= self.synced:
+        if target <= self.synced and self.done_seq >= self.seq:
             return True, None
-        if self.sync_requested < target:
+        if target > self.synced and self.sync_requested < target:
             self._send(sync=True)
-        self.waiters.append((target, callback))
+        # Also wait for what was sent before (a chunk removal, say): when a
+        # flush returns, the flusher has carried out everything asked of it.
+        self.waiters.append((target, self.seq, callback))
         return False, None
 
     def _on_progress(self, seq, synced):
@@ -200,33 +203,37 @@ class Disk:
             self.done_seq = seq
             if synced > self.synced:
                 self.synced = synced
-            ready = []
-            waiters = self.waiters
-            while waiters and waiters[0][0] <= synced:
-                ready.append(waiters.popleft()[1])
             if self.cache.over():
                 self.cache.evict(self.synced)
-            self._collect_garbage()
+            ready = []
+            # Chunks this progress made removable go first: a flush returns
+            # only once the flusher has carried out what it made necessary.
+            if not self._collect_garbage():
+                waiters = self.waiters
+                while waiters and waiters[0][0] <= self.synced and waiters[0][1] <= seq:
+                    ready.append(waiters.popleft()[2])
         _deliver(ready, None)
 
     def _on_failure(self, exc):
         with self._lock:
             self.failed = DiskFailed(f"disk {self.path} failed: {exc}; it takes no writes until "
                                      "the store is reopened")
-            ready = [cb for _, cb in self.waiters]
+            ready = [cb for _, _, cb in self.waiters]
             self.waiters.clear()
         log.error("%s", self.failed)
         _deliver(ready, self.failed)
 
     def _collect_garbage(self):
+        """Ask the flusher to delete the chunks that may go; True if it was asked."""
         dead = self.chunks.removable(self.synced)
         if not dead:
-            return
+            return False
         self.seq += 1
         self.flusher.submit(RemoveRequest(self.seq, tuple(c.start for c in dead)))
         for chunk in dead:
             log.info("%s: removing chunk %s: no live entry left", self.path, chunk_file_name(chunk.start))
         self.chunks.drop_oldest(len(dead))
+        return True
 
     # ------------------------------------------------------------ reading
 

@@ -1,69 +1,90 @@
 """The flusher of a disk: who turns the stream's write requests into durable bytes.
 
-The engine talks to a flusher through three calls: ``submit(request)``,
-``close()`` and the two callbacks it was built with, ``on_progress(seq,
+The engine talks to a flusher through ``submit(request)``, ``close()``,
+``stats()`` and the two callbacks it was built with, ``on_progress(seq,
 synced_offset)`` and ``on_failure(error)``. ``ThreadFlusher`` is the embedded
 implementation (one thread per data directory); the service runs the same
 ``workers.writer.ChunkWriter`` in a worker process per disk behind the same
-interface.
+interface (``shardlog.worker_flusher``).
 """
 
+import collections
 import logging
-import queue
 import threading
 
 from workers.writer import ChunkWriter
 
 log = logging.getLogger(__name__)
 
-_STOP = object()
-
 
 class ThreadFlusher:
-    """Takes every request already waiting as one batch, writes it, fsyncs once."""
+    """Takes every request already waiting as one batch, writes it, fsyncs once.
+
+    A thread does the work, but a caller about to block on a flush may do it
+    instead (``help``) when the thread is idle: a lone writer then pays for its
+    fsync and no thread hand-offs. Batches are taken and carried out under one
+    lock, so they run in submission order whoever runs them.
+    """
 
     def __init__(self, data_dir, on_progress, on_failure, synced=0, fsync=None):
-        self._queue = queue.SimpleQueue()
         kwargs = {} if fsync is None else {"fsync": fsync}
         self.writer = ChunkWriter(data_dir, **kwargs)
         self.writer.written = self.writer.synced = synced
         self._on_progress = on_progress
         self._on_failure = on_failure
+        self._pending = collections.deque()
+        self._cond = threading.Condition()
+        self._work = threading.Lock()
+        self._stop = False
+        self._failed = False
         self._thread = threading.Thread(target=self._run, name=f"flusher:{data_dir}", daemon=True)
         self._thread.start()
 
     def submit(self, request):
-        self._queue.put(request)
+        with self._cond:
+            self._pending.append(request)
+            self._cond.notify()
 
     def stats(self):
         return dict(self.writer.stats)
 
+    def help(self):
+        """Carry out what waits now, in this thread, unless the flusher is busy."""
+        if self._pending and self._work.acquire(blocking=False):
+            try:
+                self._work_once()
+            finally:
+                self._work.release()
+
     def close(self):
         """Finish what was submitted, then stop."""
-        self._queue.put(_STOP)
+        with self._cond:
+            self._stop = True
+            self._cond.notify()
         self._thread.join()
         self.writer.close()
 
+    def _work_once(self):
+        with self._cond:
+            batch = list(self._pending)
+            self._pending.clear()
+        if not batch or self._failed:
+            return
+        try:
+            synced = self.writer.write_batch(batch)
+        except Exception as exc:  # an I/O error: the disk is failed
+            self._failed = True
+            log.error("flusher of %s failed: %s", self.writer.data_dir, exc)
+            self._on_failure(exc)
+        else:
+            self._on_progress(batch[-1].seq, synced)
+
     def _run(self):
-        q = self._queue
-        failed = False
         while True:
-            batch = [q.get()]
-            while True:
-                try:
-                    batch.append(q.get_nowait())
-                except queue.Empty:
-                    break
-            stop = batch[-1] is _STOP or _STOP in batch
-            batch = [r for r in batch if r is not _STOP]
-            if batch and not failed:
-                try:
-                    synced = self.writer.write_batch(batch)
-                except Exception as exc:  # an I/O error: the disk is failed
-                    failed = True
-                    log.error("flusher of %s failed: %s", self.writer.data_dir, exc)
-                    self._on_failure(exc)
-                else:
-                    self._on_progress(batch[-1].seq, synced)
-            if stop:
-                return
+            with self._cond:
+                while not self._pending and not self._stop:
+                    self._cond.wait()
+                if self._stop and not self._pending:
+                    return
+            with self._work:
+                self._work_once()

@@ -3,9 +3,9 @@
 It is the only process clients talk to. It owns the engine (every group's
 state, index and payload cache), answers requests on a ROUTER socket, and
 runs one flush worker process per data directory through
-``WorkerFlusher``. The main thread owns the ROUTER; replies that complete
-later (flushes, durable writes) come from the flushers' threads through a
-queue and a wake-up pipe, so no socket is ever shared between threads.
+``WorkerFlusher``. One thread does it all: the loop polls the ROUTER and the
+workers' event sockets, so a durable write's reply goes out from the same
+loop that hears the worker's ``done``, with no thread hand-off on the way.
 
 Garbage on the socket is logged and answered or dropped, never fatal; a
 request that fails its checks writes nothing (the engine sees to that).
@@ -29,7 +29,7 @@ from .errors import BadRequest, DiskFull, InvalidArgument, ShardlogError, StoreC
 from .errors import VersionMismatch
 from .protocol import PROTOCOL_VERSION, WRITE_FIELDS, write_arg_in
 from .store import Store
-from .worker_flusher import worker_flusher_factory
+from .worker_flusher import pump_all, worker_flusher_factory
 
 log = logging.getLogger("shardlog.front")
 
@@ -83,6 +83,7 @@ class Front:
         self.run_dir = tempfile.mkdtemp(prefix="shardlog-run-")
         self.router = None
         self.store = None
+        self.flushers = []
         self._replies = collections.deque()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -94,6 +95,8 @@ class Front:
             factory = worker_flusher_factory(self.ctx, self.run_dir, heartbeat=settings["heartbeat"],
                                              fault_injection=settings["fault_injection"])
             self.store = Store.open(data_dirs, flusher_factory=factory, **engine_settings(settings))
+            self.flushers = factory.flushers
+            self.store.pump = lambda timeout: pump_all(self.flushers, timeout)
             stat = self.store.stat()
             log.info("opened %d data director%s in %.3f s: %d groups, %d entries",
                      len(data_dirs), "y" if len(data_dirs) == 1 else "ies",
@@ -126,12 +129,22 @@ class Front:
         signal.signal(signal.SIGINT, self.stop)
 
     def serve(self):
-        poller = zmq.Poller()
-        poller.register(self.router, zmq.POLLIN)
-        poller.register(self._wake_r, zmq.POLLIN)
+        poller, sockets = None, None
+        next_tick = 0.0
         try:
             while not self._stopping:
-                events = dict(poller.poll(500))
+                current = tuple(f.sub for f in self.flushers)
+                if current != sockets:  # a worker was restarted on new sockets
+                    sockets = current
+                    poller = zmq.Poller()
+                    poller.register(self.router, zmq.POLLIN)
+                    poller.register(self._wake_r, zmq.POLLIN)
+                    for sub in sockets:
+                        poller.register(sub, zmq.POLLIN)
+                events = dict(poller.poll(100))
+                for flusher in self.flushers:
+                    if flusher.sub in events:
+                        flusher.handle_events()
                 if self._wake_r in events:
                     self._drain_wake()
                 if self.router in events:
@@ -144,6 +157,11 @@ class Front:
                         if self._stopping:
                             break
                 self._send_replies()
+                now = time.monotonic()
+                if now >= next_tick:
+                    for flusher in self.flushers:
+                        flusher.tick()
+                    next_tick = now + 0.02
         finally:
             self._shutdown()
 
@@ -163,10 +181,10 @@ class Front:
             log.info("dropping a reply to a client that is gone (%s)", exc)
 
     def _reply_later(self, ident, request_id):
+        """A flush callback that queues the reply; the loop sends it (all in this thread)."""
         def callback(error):
             data = protocol.ok(request_id) if error is None else protocol.error(request_id, error)
             self._replies.append((ident, data))
-            os.write(self._wake_w, b"r")
         return callback
 
     def _send_replies(self):
@@ -187,7 +205,8 @@ class Front:
                                f"{self.settings['max_message_size']}")
             msg = protocol.unpack(data)
             request_id = msg.get("id")
-            if msg.get("v") != PROTOCOL_VERSION:
+            version = msg.get("v")
+            if type(version) is not int or version != PROTOCOL_VERSION:
                 raise VersionMismatch(f"protocol version {msg.get('v')!r} is not supported; "
                                       f"this server speaks {PROTOCOL_VERSION}")
             handler = self._ops.get(msg.get("op"))

@@ -40,6 +40,10 @@ class Store:
         for disk in disks:
             self._groups.update(disk.groups)
         self._closed = False
+        #: Set by an owner whose flushers report only when driven (the front's
+        #: worker flushers): ``pump(timeout)`` handles their events while a
+        #: caller blocks. None for flushers with threads of their own.
+        self.pump = None
 
     @classmethod
     def open(cls, data_dirs, *, flusher_factory=ThreadFlusher, **settings):
@@ -178,8 +182,18 @@ class Store:
             done.set()
 
         start(callback)
-        if not done.wait(timeout):
-            raise Timeout(f"not durable after {timeout} s")
+        if self.pump is None:
+            for disk in self._disks:
+                disk.flusher.help()
+            if not done.wait(timeout):
+                raise Timeout(f"not durable after {timeout} s")
+        else:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while not done.is_set():
+                remaining = 0.05 if deadline is None else min(0.05, deadline - time.monotonic())
+                if remaining <= 0:
+                    raise Timeout(f"not durable after {timeout} s")
+                self.pump(remaining)
         if result[0] is not None:
             raise result[0]
 

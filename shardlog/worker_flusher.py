@@ -3,7 +3,10 @@
 It has the interface of ``shardlog.flusher.ThreadFlusher`` (``submit``,
 ``close``, ``stats`` and the ``on_progress`` / ``on_failure`` callbacks), so
 the engine does not know whether its writes go to a thread or to a process.
-A thread of the front owns the worker's sockets and its process:
+It has no thread of its own: the front's loop polls its ``sub`` socket and
+calls ``handle_events`` and ``tick``, so a durable write crosses no thread
+boundary in the front; while the engine blocks (close, backpressure, a drop),
+``pump_all`` runs the same steps.
 
 * requests are kept until the worker confirms them durable, so when the worker
   dies (even by kill -9) a new one is started on fresh endpoints and every
@@ -20,7 +23,6 @@ import logging
 import os
 import subprocess
 import sys
-import threading
 import time
 
 import zmq
@@ -33,10 +35,10 @@ _PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class WorkerFlusher:
-    """Supervises the flush worker of one data directory."""
+    """Supervises the flush worker of one data directory; driven by the front's loop."""
 
     def __init__(self, data_dir, on_progress, on_failure, synced=0, *, ctx, run_dir, name,
-                 heartbeat=0.2, fault_file=None):
+                 heartbeat=0.2, fault_file=None, start_timeout=30):
         self.data_dir = data_dir
         self._on_progress = on_progress
         self._on_failure = on_failure
@@ -52,31 +54,32 @@ class WorkerFlusher:
         self.worker_stats = {}
         self.last_heartbeat = None
         self.proc = None
-        self._submitted = collections.deque()
-        self._submit_lock = threading.Lock()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        self._closing = False
+        self.push = self.sub = None
         #: seq -> (request, frames), in order: everything not yet durable.
         self._inflight = collections.OrderedDict()
         self._outbox = collections.deque()
         self._generation = 0
-        self._ready = threading.Event()
-        self._start_error = None
-        self._thread = threading.Thread(target=self._run, name=f"worker-flusher:{name}", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(30):
-            self._start_error = "no heartbeat within 30 s"
-        if self._start_error:
-            self.close()
-            raise RuntimeError(f"flush worker for {data_dir} did not start: {self._start_error}")
+        self._started = False
+        self._start_worker()
+        deadline = time.monotonic() + start_timeout
+        while not self._started:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                reason = (f"it exited with code {self.proc.returncode}" if self.proc.poll() is not None
+                          else f"no heartbeat within {start_timeout} s")
+                self.close()
+                raise RuntimeError(f"flush worker for {data_dir} did not start: {reason}")
+            if self.sub.poll(50):
+                self.handle_events()
 
     # ------------------------------------------------------------ the engine's side
 
     def submit(self, request):
-        with self._submit_lock:
-            self._submitted.append(request)
-        os.write(self._wake_w, b"x")
+        if self.failed is not None:
+            return
+        frames = pack_request(request)
+        self._inflight[request.seq] = (request, frames)
+        self._outbox.append(frames)
+        self._send_outbox()
 
     def stats(self):
         stats = dict(self.worker_stats)
@@ -86,15 +89,54 @@ class WorkerFlusher:
                      else round(time.monotonic() - self.last_heartbeat, 3))
         return stats
 
-    def close(self):
-        """Wait until everything submitted is durable (or failed), stop the worker."""
-        self._closing = True
-        os.write(self._wake_w, b"x")
-        self._thread.join()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+    def close(self, timeout=60):
+        """Wait until everything submitted is durable (or failed), then stop the worker."""
+        deadline = time.monotonic() + timeout
+        while self._inflight and self.failed is None and time.monotonic() < deadline:
+            self.pump(0.05)
+        try:
+            self.push.send(STOP, zmq.NOBLOCK)
+        except zmq.ZMQError:
+            pass
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            log.warning("%s: flush worker did not stop; killing it", self.data_dir)
+            self.proc.kill()
+            self.proc.wait()
+        self._close_sockets()
 
-    # ------------------------------------------------------------ the thread
+    # ------------------------------------------------------------ the loop's side
+
+    def handle_events(self):
+        """Take every event the worker published; call when ``sub`` is readable."""
+        while True:
+            try:
+                data = self.sub.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._handle_event(data)
+
+    def tick(self):
+        """Periodic duties: resend what waits, restart a dead worker."""
+        self._send_outbox()
+        code = self.proc.poll()
+        if code is None:
+            return
+        log.warning("%s: flush worker (pid %d) died with exit code %s; restarting and "
+                    "resending %d requests not yet durable", self.data_dir, self.proc.pid, code,
+                    len(self._inflight))
+        self.restarts += 1
+        self._close_sockets()
+        self._start_worker()
+
+    def pump(self, timeout):
+        """Wait up to ``timeout`` seconds for events and handle them (for blocking callers)."""
+        if self.sub.poll(int(timeout * 1000)):
+            self.handle_events()
+        self.tick()
+
+    # ------------------------------------------------------------ internals
 
     def _endpoint(self, kind):
         return f"ipc://{self._run_dir}/{self._name}-{self._generation}-{kind}"
@@ -116,42 +158,28 @@ class WorkerFlusher:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PROJECT_ROOT, env.get("PYTHONPATH")]))
         self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL)
-        self._push, self._sub = push, sub
+        self.push, self.sub = push, sub
         self._outbox = collections.deque(frames for _, frames in self._inflight.values())
         log.info("%s: flush worker started (pid %d)", self.data_dir, self.proc.pid)
 
-    def _stop_sockets(self):
-        self._push.close()
-        self._sub.close()
-
-    def _take_submitted(self):
-        try:
-            while os.read(self._wake_r, 4096):
-                pass
-        except BlockingIOError:
-            pass
-        with self._submit_lock:
-            taken = list(self._submitted)
-            self._submitted.clear()
-        for req in taken:
-            if self.failed is not None:
-                continue
-            frames = pack_request(req)
-            self._inflight[req.seq] = (req, frames)
-            self._outbox.append(frames)
+    def _close_sockets(self):
+        for sock in (self.push, self.sub):
+            if sock is not None:
+                sock.close()
 
     def _send_outbox(self):
-        while self._outbox:
+        outbox = self._outbox
+        while outbox:
             try:
-                self._push.send_multipart(self._outbox[0], zmq.NOBLOCK, copy=False)
+                self.push.send_multipart(outbox[0], zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            self._outbox.popleft()
+            outbox.popleft()
 
     def _handle_event(self, data):
         event = unpack_event(data)
         kind = event[0]
-        self._ready.set()
+        self._started = True
         if kind == "hb":
             self.last_heartbeat = time.monotonic()
             if event[4] and self.failed is None:
@@ -170,92 +198,47 @@ class WorkerFlusher:
 
     def _prune(self):
         """Forget requests that are done and durable; keep the rest for a resend."""
-        while self._inflight:
-            seq, (req, _) = next(iter(self._inflight.items()))
+        inflight = self._inflight
+        while inflight:
+            seq, (req, _) = next(iter(inflight.items()))
             if seq > self.done_seq:
                 break
             if not isinstance(req, RemoveRequest) and req.at + len(req.data) > self.synced:
                 break
-            self._inflight.popitem(last=False)
+            inflight.popitem(last=False)
 
     def _fail(self, message):
+        if self.failed is not None:
+            return
         self.failed = message
         self._inflight.clear()
         self._outbox.clear()
         self._on_failure(OSError(message))
 
-    def _check_worker(self):
-        code = self.proc.poll()
-        if code is None:
-            return
-        if not self._ready.is_set():
-            self._start_error = f"it exited with code {code} before its first heartbeat"
-            self._closing = True
-            self._ready.set()
-            return
-        log.warning("%s: flush worker (pid %d) died with exit code %s; restarting and "
-                    "resending %d requests not yet durable", self.data_dir, self.proc.pid, code,
-                    len(self._inflight))
-        self.restarts += 1
-        self._stop_sockets()
-        self._start_worker()
-
-    def _run(self):
-        self._start_worker()
-        poller_sockets = None
-        try:
-            while True:
-                if poller_sockets is not (self._push, self._sub):
-                    poller = zmq.Poller()
-                    poller.register(self._sub, zmq.POLLIN)
-                    poller.register(self._wake_r, zmq.POLLIN)
-                    poller_sockets = (self._push, self._sub)
-                events = dict(poller.poll(10 if self._outbox else 100))
-                if self._wake_r in events:
-                    self._take_submitted()
-                if self._sub in events:
-                    while True:
-                        try:
-                            self._handle_event(self._sub.recv(zmq.NOBLOCK))
-                        except zmq.Again:
-                            break
-                self._send_outbox()
-                if self._closing and (not self._inflight or self.failed is not None
-                                      or self._start_error):
-                    with self._submit_lock:
-                        if not self._submitted:
-                            break
-                self._check_worker()
-                if poller_sockets is not (self._push, self._sub):
-                    continue
-        except Exception:
-            log.exception("%s: worker flusher thread crashed", self.data_dir)
-            self._fail("worker flusher thread crashed")
-        finally:
-            self._shutdown_worker()
-
-    def _shutdown_worker(self):
-        try:
-            self._push.send(STOP, zmq.NOBLOCK)
-        except zmq.ZMQError:
-            pass
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            log.warning("%s: flush worker did not stop; killing it", self.data_dir)
-            self.proc.kill()
-            self.proc.wait()
-        self._stop_sockets()
-
 
 def worker_flusher_factory(ctx, run_dir, heartbeat=0.2, fault_injection=False):
-    """A ``flusher_factory`` for ``Store.open`` that runs one worker process per disk."""
-    counter = [0]
+    """A ``flusher_factory`` for ``Store.open`` that runs one worker process per disk.
 
+    The flushers it makes are listed in ``factory.flushers`` for the loop to drive.
+    """
     def factory(data_dir, on_progress, on_failure, synced=0):
-        counter[0] += 1
         fault = os.path.join(data_dir, ".shardlog-fault-fsync") if fault_injection else None
-        return WorkerFlusher(data_dir, on_progress, on_failure, synced, ctx=ctx, run_dir=run_dir,
-                             name=f"disk{counter[0]}", heartbeat=heartbeat, fault_file=fault)
+        flusher = WorkerFlusher(data_dir, on_progress, on_failure, synced, ctx=ctx, run_dir=run_dir,
+                                name=f"disk{len(factory.flushers) + 1}", heartbeat=heartbeat,
+                                fault_file=fault)
+        factory.flushers.append(flusher)
+        return flusher
 
+    factory.flushers = []
     return factory
+
+
+def pump_all(flushers, timeout):
+    """Handle the events of every flusher, waiting up to ``timeout`` seconds for the first."""
+    poller = zmq.Poller()
+    for flusher in flushers:
+        poller.register(flusher.sub, zmq.POLLIN)
+    poller.poll(int(timeout * 1000))
+    for flusher in flushers:
+        flusher.handle_events()
+        flusher.tick()

@@ -377,6 +377,8 @@ def test_drop_group(open_store):
     lambda s: s.group(1).append(5),
     lambda s: s.group(1).save_vote((1,)),
     lambda s: s.group(1).save_vote(None),
+    lambda s: s.group(1).save_vote(b"\x01\x02"),
+    lambda s: s.group(1).append([(b"\x01\x02", b"x")]),
     lambda s: s.group(1).commit(("1", 1)),
     lambda s: s.group(1).purge(3),
     lambda s: s.group(1).truncate(-1),

@@ -1,0 +1,323 @@
+#!/usr/bin/env python3
+"""Benchmark of the service, each figure beside its floor measured in the same run.
+
+    .venv/bin/python scripts/bench.py [--quick] [--json]
+
+Floors: a raw ``write + fdatasync`` loop, a ZeroMQ DEALER/ROUTER round trip
+between two processes, sqlite3 (WAL, synchronous=FULL) and the embedded
+Store. The server runs as ``python -m shardlog serve`` on loopback TCP in a
+temporary directory. Machines here are shared and noisy: read the ratios.
+"""
+
+import argparse
+import json
+import multiprocessing
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, ROOT)
+
+import zmq  # noqa: E402
+
+from shardlog import Store  # noqa: E402
+from shardlog.client import Client  # noqa: E402
+
+PAYLOAD = b"x" * 100
+
+
+def percentiles(samples):
+    s = sorted(samples)
+
+    def at(q):
+        return s[min(len(s) - 1, int(q * len(s)))]
+
+    return {"median": at(0.5), "p90": at(0.9), "p99": at(0.99), "max": s[-1], "n": len(s)}
+
+
+# ------------------------------------------------------------ floors
+
+
+def raw_fsync_latencies(path, n):
+    fd = os.open(os.path.join(path, "raw"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    out = []
+    try:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            os.write(fd, PAYLOAD)
+            os.fdatasync(fd)
+            out.append(time.perf_counter() - t0)
+    finally:
+        os.close(fd)
+    return out
+
+
+def _echo_server(endpoint, ready):
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.ROUTER)
+    sock.linger = 0
+    port = sock.bind_to_random_port(endpoint)
+    ready.put(port)
+    while True:
+        frames = sock.recv_multipart()
+        if frames[1] == b"stop":
+            break
+        sock.send_multipart(frames)
+    sock.close()
+    ctx.term()
+
+
+def zmq_round_trips(n):
+    """Sequential DEALER -> ROUTER -> DEALER round trips between two processes (seconds each)."""
+    ready = multiprocessing.Queue()
+    proc = multiprocessing.Process(target=_echo_server, args=("tcp://127.0.0.1", ready))
+    proc.start()
+    port = ready.get(timeout=10)
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.linger = 0
+    sock.connect(f"tcp://127.0.0.1:{port}")
+    msg = b"y" * 150
+    out = []
+    try:
+        for i in range(n + 100):
+            t0 = time.perf_counter()
+            sock.send(msg)
+            sock.recv()
+            if i >= 100:
+                out.append(time.perf_counter() - t0)
+        sock.send(b"stop")
+    finally:
+        sock.close()
+        ctx.term()
+        proc.join(10)
+    return out
+
+
+def sqlite_db(path, name):
+    db = sqlite3.connect(os.path.join(path, name), isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE log (gid INTEGER, idx INTEGER, term INTEGER, payload BLOB, PRIMARY KEY (gid, idx))")
+    return db
+
+
+def sqlite_sequential(path, n):
+    db = sqlite_db(path, "seq.db")
+    out = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        db.execute("INSERT INTO log VALUES (1, ?, 1, ?)", (i, PAYLOAD))
+        out.append(time.perf_counter() - t0)
+    db.close()
+    return out
+
+
+def sqlite_groups(path, groups, rounds):
+    db = sqlite_db(path, "groups.db")
+    t0 = time.perf_counter()
+    for r in range(rounds):
+        db.execute("BEGIN")
+        db.executemany("INSERT INTO log VALUES (?, ?, 1, ?)", ((g, r, PAYLOAD) for g in range(groups)))
+        db.execute("COMMIT")
+    rate = groups * rounds / (time.perf_counter() - t0)
+    db.close()
+    return rate
+
+
+def sqlite_bulk(path, requests, per):
+    db = sqlite_db(path, "bulk.db")
+    db.execute("PRAGMA synchronous=OFF")
+    t0 = time.perf_counter()
+    for r in range(requests):
+        db.execute("BEGIN")
+        db.executemany("INSERT INTO log VALUES (1, ?, 1, ?)", ((r * per + i, PAYLOAD) for i in range(per)))
+        db.execute("COMMIT")
+    rate = requests * per / (time.perf_counter() - t0)
+    db.close()
+    return rate
+
+
+def embedded_sequential(path, n):
+    out = []
+    with Store.open(path) as store:
+        g = store.group(1)
+        for i in range(n):
+            t0 = time.perf_counter()
+            g.append([((1, i), PAYLOAD)], flush=True)
+            out.append(time.perf_counter() - t0)
+    return out
+
+
+# ------------------------------------------------------------ the service
+
+
+class Server:
+    def __init__(self, base):
+        self.log = open(os.path.join(base, "serve.log"), "wb")
+        env = dict(os.environ, PYTHONPATH=ROOT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "shardlog", "serve", "--data-dir", os.path.join(base, "data"),
+             "--bind", "tcp://127.0.0.1:0"],
+            stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        self.endpoint = None
+
+    def start(self):
+        # Bound to port 0: the real endpoint is in the startup log line.
+        deadline = time.monotonic() + 30
+        while self.endpoint is None and time.monotonic() < deadline:
+            with open(self.log.name, "rb") as f:
+                m = re.search(rb"serving on (tcp://[0-9.:]+)", f.read())
+            if m:
+                self.endpoint = m.group(1).decode()
+            else:
+                time.sleep(0.05)
+        if self.endpoint is None:
+            raise RuntimeError("server did not start")
+        return self
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(60)
+        self.log.close()
+
+
+def service_sequential(client, n):
+    g = client.group(1)
+    out = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        g.append([((1, i), PAYLOAD)], flush=True)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def service_pipelined(client, n, depth):
+    start = len(list(client.group(2).read(0, 10 ** 9)))
+    pending = []
+    t0 = time.perf_counter()
+    for i in range(start, start + n):
+        pending.append(client.submit("append", gid=2, entries=[[1, i, PAYLOAD]], flush=True))
+        if len(pending) >= depth:
+            pending.pop(0).result()
+    for p in pending:
+        p.result()
+    return n / (time.perf_counter() - t0)
+
+
+def service_groups(client, groups, rounds, batch):
+    base = 10_000 if batch else 20_000
+    stat0 = client.stat()["disks"][0]["flusher"].get("fsyncs", 0)
+    t0 = time.perf_counter()
+    for r in range(rounds):
+        if batch:
+            with client.batch(flush=True) as b:
+                for g in range(base, base + groups):
+                    b.group(g).append([((1, r), PAYLOAD)])
+        else:
+            pending = [client.submit("append", gid=g, entries=[[1, r, PAYLOAD]]) for g in range(base, base + groups)]
+            for p in pending:
+                p.result()
+            client.flush()
+    rate = groups * rounds / (time.perf_counter() - t0)
+    fsyncs = client.stat()["disks"][0]["flusher"].get("fsyncs", 0) - stat0
+    return rate, groups * rounds / max(1, fsyncs)
+
+
+def service_bulk(client, requests, per, depth=8):
+    pending = []
+    t0 = time.perf_counter()
+    for r in range(requests):
+        entries = [[1, r * per + i, PAYLOAD] for i in range(per)]
+        pending.append(client.submit("append", gid=3, entries=entries))
+        if len(pending) >= depth:
+            pending.pop(0).result()
+    for p in pending:
+        p.result()
+    return requests * per / (time.perf_counter() - t0)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run)")
+    ap.add_argument("--groups", type=int, default=1000)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    n = 300 if args.quick else 2000
+    rounds = 5 if args.quick else 30
+    base = tempfile.mkdtemp(prefix="shardlog-bench-")
+    r = {}
+    try:
+        for name in ("raw", "sqlite", "embedded"):
+            os.makedirs(os.path.join(base, name))
+        raw = raw_fsync_latencies(os.path.join(base, "raw"), n)
+        rtt = zmq_round_trips(n)
+        server = Server(base).start()
+        try:
+            with Client(server.endpoint, timeout=60) as client:
+                seq = service_sequential(client, n)
+                r["pipelined32_per_s"] = service_pipelined(client, n * 2, 32)
+                r["groups_separate_per_s"], r["groups_separate_per_fsync"] = service_groups(
+                    client, args.groups, rounds, batch=False)
+                r["groups_batch_per_s"], r["groups_batch_per_fsync"] = service_groups(
+                    client, args.groups, rounds, batch=True)
+                r["bulk_per_s"] = service_bulk(client, 100 if args.quick else 1000, 100)
+        finally:
+            server.stop()
+        emb = embedded_sequential(os.path.join(base, "embedded"), n)
+        sq = sqlite_sequential(os.path.join(base, "sqlite"), n)
+        r["sqlite_groups_per_s"] = sqlite_groups(os.path.join(base, "sqlite"), args.groups, rounds)
+        r["sqlite_bulk_per_s"] = sqlite_bulk(os.path.join(base, "sqlite"), 100 if args.quick else 1000, 100)
+        raw2 = raw_fsync_latencies(os.path.join(base, "raw"), n)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    r["raw_fsync"] = percentiles(raw + raw2)
+    r["zmq_rtt"] = percentiles(rtt)
+    r["service_durable_append"] = percentiles(seq)
+    r["embedded_durable_append"] = percentiles(emb)
+    r["sqlite_durable_insert"] = percentiles(sq)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return
+    report(r, args.groups)
+
+
+def report(r, groups):
+    raw = r["raw_fsync"]["median"]
+    raw_rate = 1 / raw
+    floor = raw + 2 * r["zmq_rtt"]["median"]
+    print("latency (us)                         median     p90     p99     max")
+    for name, key in [("raw write+fdatasync", "raw_fsync"), ("ZeroMQ round trip (2 processes)", "zmq_rtt"),
+                      ("service: append 1 x 100 B, durable", "service_durable_append"),
+                      ("embedded Store: same", "embedded_durable_append"),
+                      ("sqlite3 WAL FULL: insert", "sqlite_durable_insert")]:
+        p = r[key]
+        print(f"{name:<35} {p['median'] * 1e6:7.0f} {p['p90'] * 1e6:7.0f} {p['p99'] * 1e6:7.0f} {p['max'] * 1e6:7.0f}")
+    svc = r["service_durable_append"]["median"]
+    print()
+    print(f"service durable append: {svc / floor:.2f}x the floor (raw fsync + 2 ZeroMQ round trips = "
+          f"{floor * 1e6:.0f} us); target <= 1.25x")
+    print(f"embedded durable append: {raw / r['embedded_durable_append']['median']:.2f}x the raw fsync rate; "
+          "target >= 0.75x")
+    print(f"sqlite3 durable insert: {raw / r['sqlite_durable_insert']['median']:.2f}x the raw fsync rate")
+    print(f"one group, 32 durable appends in flight: {r['pipelined32_per_s']:,.0f}/s = "
+          f"{r['pipelined32_per_s'] / raw_rate:.1f}x the raw fsync rate; target >= 2x")
+    print(f"{groups} groups, separate requests + flush: {r['groups_separate_per_s']:,.0f} durable entries/s, "
+          f"{r['groups_separate_per_fsync']:.0f} entries/fsync")
+    print(f"{groups} groups, one batch (flush=True):   {r['groups_batch_per_s']:,.0f} durable entries/s, "
+          f"{r['groups_batch_per_fsync']:.0f} entries/fsync; target >= 100k; "
+          f"{r['groups_batch_per_s'] / r['sqlite_groups_per_s']:.2f}x sqlite3 "
+          f"({r['sqlite_groups_per_s']:,.0f} rows/s, one transaction per round)")
+    print(f"bulk, 100 x 100 B per request, pipelined: {r['bulk_per_s']:,.0f} entries/s; target >= 200k; "
+          f"sqlite3 (synchronous=OFF) {r['sqlite_bulk_per_s']:,.0f}/s")
+
+
+if __name__ == "__main__":
+    main()
