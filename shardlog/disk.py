@@ -96,6 +96,8 @@ class Disk:
         The hot path of the engine: one struct pack, two crc32 calls and three
         array appends per entry, no object built per entry.
         """
+        if len(entries) == 1:
+            return self._append_one(group, entries[0])
         gid = group.gid
         index = group.index
         terms, offsets, sizes = index.terms, index.offsets, index.sizes
@@ -138,6 +140,33 @@ class Disk:
             group.last = entries[i - 1][0]
             self.cache.added(group, entries[first][0][1], entries[i - 1][0][1], offset, nbytes)
             self._after_write()
+        if self.cache.over():
+            self.cache.evict(self.synced)
+
+    def _append_one(self, group, entry):
+        """``append`` of a single entry (the common case of a multi-group batch), shorter."""
+        (term, idx), payload = entry
+        index = group.index
+        if len(index.terms) == index.head:
+            index.start_at(idx)
+        size = len(payload)
+        offset = self.end
+        head = APPEND_HEAD.pack(APPEND, group.gid, term, idx, size)
+        buf = self.pending
+        buf += head
+        buf += payload
+        buf += CRC.pack(zlib.crc32(payload, zlib.crc32(head)))
+        index.terms.append(term)
+        index.offsets.append(offset)
+        index.sizes.append(size)
+        group.payloads[idx] = payload
+        self.end = end = offset + APPEND_OVERHEAD + size
+        chunk = self.chunks.open
+        chunk.records += 1
+        chunk.live += 1
+        group.last = (term, idx)
+        self.cache.added(group, idx, idx, end, size)
+        self._after_write()
         if self.cache.over():
             self.cache.evict(self.synced)
 

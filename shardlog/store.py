@@ -317,12 +317,18 @@ class Store:
         """
         with self._lock:
             self._check_open()
+            seen, repeated = set(), set()
+            for _, gid, _ in ops:
+                (repeated if gid in seen else seen).add(gid)
             shadows = {}
             for op, gid, arg in ops:
-                shadow = shadows.get(gid)
-                if shadow is None:
-                    shadow = shadows[gid] = Shadow(self._checker(gid))
-                shadow.check_and_apply(op, arg)
+                if gid in repeated:
+                    shadow = shadows.get(gid)
+                    if shadow is None:
+                        shadow = shadows[gid] = Shadow(self._checker(gid))
+                    shadow.check_and_apply(op, arg)
+                else:  # its only op: check it against the group itself
+                    _check_only(self._checker(gid), op, arg)
             disks = set()
             for op, gid, arg in ops:
                 disk = getattr(self, "_do_" + op)(gid, self._checker(gid), arg)
@@ -464,6 +470,20 @@ class Store:
             self._check_open()
             group = self._groups.get(gid)
             return group.state() if group is not None else LogState()
+
+
+def _check_only(group, op, arg):
+    """Run the check of one write op without applying it."""
+    if op == "append":
+        group.check_append(arg)
+    elif op == "save_vote":
+        group.check_vote(arg)
+    elif op == "commit":
+        group.check_commit(arg)
+    elif op == "truncate":
+        group.truncate_target(arg)
+    elif op == "purge":
+        group.purge_is_noop(arg)
 
 
 class Group:

@@ -3,6 +3,7 @@
 import errno
 import os
 import threading
+import time
 
 import pytest
 
@@ -135,3 +136,29 @@ def test_write_buffer_is_handed_over_before_a_flush(data_dir):
         assert disk.seq > 1, "full buffers went to the flusher without a flush"
         g.flush()
         assert disk.synced == disk.end
+
+
+def test_backpressure_holds_writers_while_the_disk_is_behind(data_dir):
+    fsync = GatedFsync()
+    with Store.open(data_dir, flusher_factory=fsync.factory, max_unsynced_bytes=20_000,
+                    write_buffer_size=1000) as store:
+        store.flush()
+        fsync.gate.clear()
+        written = []
+
+        def writer():
+            g = store.group(1)
+            for i in range(400):
+                g.append([((1, i), b"x" * 100)])
+                written.append(i)
+
+        t = threading.Thread(target=writer)
+        t.start()
+        time.sleep(0.5)
+        disk = store._disks[0]
+        held = len(written)
+        assert held < 400, "the writer went on although nothing became durable"
+        assert disk.end - disk.synced <= 20_000 + 200, "unsynced bytes stay near the bound"
+        fsync.gate.set()
+        t.join(30)
+        assert written == list(range(400))
