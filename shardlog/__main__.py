@@ -10,7 +10,11 @@ import time
 from .config import DEFAULTS, load
 from .errors import ShardlogError
 
-ENGINE_FLAGS = [
+SETTING_FLAGS = [
+    ("max_message_size", int, "largest request in bytes"),
+    ("max_read_entries", int, "most entries in one read reply (the rest is paged)"),
+    ("disk_reserve_bytes", int, "refuse writes with DiskFull when free space falls under this"),
+    ("heartbeat", float, "seconds between the workers' heartbeats"),
     ("chunk_max_size", int, "close a chunk once it holds this many bytes"),
     ("chunk_max_records", int, "close a chunk once it holds this many records"),
     ("cache_max_items", int, "durable payloads kept in memory, per disk (items)"),
@@ -79,23 +83,20 @@ def _cmd_dump(args):
         print(f"{os.path.basename(path)}")
         with open(path, "rb") as f:
             data = f.read()
-        pos = 0
-        n = 0
-        while pos < len(data):
-            try:
-                rec, end = codec.decode(data, pos)
-            except (codec.Incomplete, codec.BadRecord) as exc:
-                print(f"  ERROR at offset {pos}: {exc}")
-                break
-            if args.group is None or rec.gid == args.group or (
-                    rec.type == codec.CHECKPOINT and args.group is None):
-                print(f"  R-{n:05d} [{start + pos}, {start + end}) {end - pos}: {codec.describe(rec)}")
-            if rec.type == codec.CHECKPOINT and args.group is not None:
-                for gid, state in rec.value[2]:
-                    if gid == args.group:
-                        print(f"  R-{n:05d} [{start + pos}, {start + end}) checkpoint of g={gid}: {state}")
-            pos = end
-            n += 1
+        end = 0
+        try:
+            for n, (pos, rec, end) in enumerate(codec.iter_records(data)):
+                where = f"  R-{n:05d} [{start + pos}, {start + end}) {end - pos}:"
+                if args.group is None:
+                    print(f"{where} {codec.describe(rec)}")
+                elif rec.gid == args.group:
+                    print(f"{where} {codec.describe(rec)}")
+                elif rec.type == codec.CHECKPOINT:
+                    state = dict(rec.value[2]).get(args.group)
+                    if state is not None:
+                        print(f"{where} checkpoint of g={args.group}: {state}")
+        except (codec.Incomplete, codec.BadRecord) as exc:
+            print(f"  ERROR at offset {end}: {exc}")
     return 0
 
 
@@ -166,13 +167,9 @@ def build_parser():
     serve.add_argument("--insecure", action="store_const", const=True, default=None,
                        help="allow binding to a non-loopback address without CurveZMQ")
     serve.add_argument("--log-level", dest="log_level", default=None, help="DEBUG, INFO, WARNING (default INFO)")
-    serve.add_argument("--max-message-size", dest="max_message_size", type=int, default=None,
-                       help=f"largest request in bytes (default {DEFAULTS['max_message_size']})")
-    serve.add_argument("--disk-reserve-bytes", dest="disk_reserve_bytes", type=int, default=None,
-                       help=f"refuse writes when free space falls under this (default {DEFAULTS['disk_reserve_bytes']})")
     serve.add_argument("--fault-injection", dest="fault_injection", action="store_const", const=True,
                        default=None, help=argparse.SUPPRESS)
-    for name, kind, text in ENGINE_FLAGS:
+    for name, kind, text in SETTING_FLAGS:
         _add_setting(serve, name, kind, text)
     serve.set_defaults(func=_cmd_serve)
 

@@ -239,6 +239,25 @@ def decode(buf, pos=0, with_gid=True):
     return Record(rtype, gid, value), cur.pos
 
 
+def iter_records(data, with_gid=True):
+    """``(offset, Record, end)`` of each record in ``data``, in order.
+
+    Stops with Incomplete or BadRecord at the first record that does not
+    decode; ``is_torn_tail(data, offset, error)`` tells whether that is what
+    a crash mid-write leaves.
+    """
+    pos = 0
+    while pos < len(data):
+        record, end = decode(data, pos, with_gid)
+        yield pos, record, end
+        pos = end
+
+
+def is_torn_tail(data, offset, error):
+    """A record cut short, or nothing but zero bytes from ``offset`` on."""
+    return isinstance(error, Incomplete) or not bytes(data[offset:]).strip(b"\x00")
+
+
 def describe(record: Record) -> str:
     """One line for a record, as ``dump`` prints it."""
     name = TYPE_NAMES[record.type]

@@ -80,18 +80,14 @@ def read_raft_log(path):
             raise ChunkGap(file_path, start, expected)
         with open(file_path, "rb") as f:
             data = f.read()
-        pos = 0
-        while pos < len(data):
-            try:
-                rec, end = codec.decode(data, pos, with_gid=False)
-            except (codec.Incomplete, codec.BadRecord) as exc:
-                torn = isinstance(exc, codec.Incomplete) or not data[pos:].strip(b"\x00")
-                if i == len(files) - 1 and torn:
-                    break
-                raise CorruptedLog(file_path, pos, str(exc)) from None
-            replay.apply(rec.type, rec.value)
-            pos = end
-        expected = start + pos
+        end = 0
+        try:
+            for _, rec, end in codec.iter_records(data, with_gid=False):
+                replay.apply(rec.type, rec.value)
+        except (codec.Incomplete, codec.BadRecord) as exc:
+            if not (i == len(files) - 1 and codec.is_torn_tail(data, end, exc)):
+                raise CorruptedLog(file_path, end, str(exc)) from None
+        expected = start + end
     entries = [replay.entries[i] for i in sorted(replay.entries)]
     return replay.state(), entries
 

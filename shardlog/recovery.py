@@ -35,10 +35,6 @@ class Recovered(NamedTuple):
     records: int
 
 
-def _is_zeros(data):
-    return not data.strip(b"\x00")
-
-
 def _replay_record(rec, groups, chunks, path, pos, now):
     """Apply one non-Append record of ``path`` at ``pos``."""
     rtype, gid, value = rec
@@ -134,7 +130,7 @@ def replay(data_dir, truncate_incomplete_record=True):
                     else:
                         _replay_record(rec, groups, chunks, path, pos, start + end)
             except (Incomplete, BadRecord) as exc:
-                torn = isinstance(exc, Incomplete) or _is_zeros(data[pos:])
+                torn = codec.is_torn_tail(data, pos, exc)
                 if not (last_chunk and torn):
                     raise CorruptedLog(path, pos, str(exc)) from None
                 if not truncate_incomplete_record:

@@ -448,21 +448,19 @@ class Store:
                 path = chunk_path(disk.path, chunk.start)
                 with open(path, "rb") as f:
                     data = f.read(end - chunk.start)
-                pos = 0
-                while pos < len(data):
-                    try:
-                        rec, pos_next = codec.decode(data, pos)
-                    except (codec.Incomplete, codec.BadRecord) as exc:
-                        raise CorruptedLog(path, pos, str(exc)) from None
-                    if rec.type == codec.CHECKPOINT:
-                        if chunk is disk.chunks.chunks[0]:
-                            initial = dict(rec.value[2]).get(gid, LogState())
-                    elif rec.gid == gid:
-                        if rec.type in (codec.GROUP_CREATE, codec.GROUP_DROP):
-                            initial, records = LogState(), []
-                        else:
-                            records.append((rec.type, rec.value))
-                    pos = pos_next
+                end = 0
+                try:
+                    for _, rec, end in codec.iter_records(data):
+                        if rec.type == codec.CHECKPOINT:
+                            if chunk is disk.chunks.chunks[0]:
+                                initial = dict(rec.value[2]).get(gid, LogState())
+                        elif rec.gid == gid:
+                            if rec.type in (codec.GROUP_CREATE, codec.GROUP_DROP):
+                                initial, records = LogState(), []
+                            else:
+                                records.append((rec.type, rec.value))
+                except (codec.Incomplete, codec.BadRecord) as exc:
+                    raise CorruptedLog(path, end, str(exc)) from None
             return initial, records
 
     def _state(self, gid):

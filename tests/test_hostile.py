@@ -18,7 +18,8 @@ VALUES = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=
                                                        st.dictionaries(st.text(max_size=5), inner, max_size=4)),
                       max_leaves=10)
 BAD_PAIRS = st.one_of(BAD_INTS, st.lists(SCALARS, max_size=1), st.lists(SCALARS, min_size=3, max_size=4),
-                      st.tuples(BAD_INTS, st.integers(0, 5)).map(list), st.tuples(st.integers(0, 5), BAD_INTS).map(list))
+                      st.tuples(BAD_INTS, st.integers(0, 5)).map(list),
+                      st.tuples(st.integers(0, 5), BAD_INTS).map(list))
 BAD_ARGS = {
     "save_vote": BAD_PAIRS,
     "purge": BAD_PAIRS,
