@@ -110,12 +110,9 @@ class WorkerFlusher:
 
     def handle_events(self):
         """Take every event the worker published; call when ``sub`` is readable."""
-        while True:
-            try:
-                data = self.sub.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            self._handle_event(data)
+        sub = self.sub
+        while sub.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            self._handle_event(sub.recv())
 
     def tick(self):
         """Periodic duties: resend what waits, restart a dead worker."""

@@ -77,12 +77,9 @@ def run(args):
         while not stopping:
             batch = []
             if pull.poll(interval_ms):
-                while True:
-                    try:
-                        frames = pull.recv_multipart(zmq.NOBLOCK, copy=False)
-                    except zmq.Again:
-                        break
-                    req = unpack_request([f.buffer for f in frames])
+                # Take every request already waiting: one batch, one fsync.
+                while pull.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                    req = unpack_request(pull.recv_multipart())
                     if req is None:
                         stopping = True
                         break

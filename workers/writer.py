@@ -25,7 +25,7 @@ def fsync_dir(path):
 
 
 class ChunkWriter:
-    def __init__(self, data_dir, fsync=os.fsync):
+    def __init__(self, data_dir, fsync=os.fdatasync):
         self.data_dir = os.fspath(data_dir)
         self._fsync = fsync
         #: Open file descriptors by chunk start offset.
