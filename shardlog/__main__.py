@@ -47,7 +47,7 @@ def _cmd_stat(args):
     from .client import Client
 
     with Client(args.endpoint, timeout=args.timeout) as client:
-        stat = client.stat()
+        stat = client.stat(groups=args.groups)
     if args.json:
         print(json.dumps(stat, indent=2, sort_keys=True))
         return 0
@@ -68,6 +68,16 @@ def _cmd_stat(args):
               f"misses {cache['misses']}")
         if disk["pinning_groups"]:
             print(f"    oldest chunk pinned by groups {disk['pinning_groups']}")
+    figures = stat.get("group_figures") or []
+    if figures:
+        print(f"  groups (the {len(figures)} holding the most entries):")
+        print(f"    {'gid':>10} {'entries':>9} {'first':>9} {'last':>16} {'committed':>16} "
+              f"{'purged':>16} {'cached':>7}")
+        for g in figures:
+            def fmt(v):
+                return "-" if v is None else f"{v[0]}/{v[1]}" if isinstance(v, list) else str(v)
+            print(f"    {g['gid']:>10} {g['entries']:>9} {fmt(g['first']):>9} {fmt(g['last']):>16} "
+                  f"{fmt(g['committed']):>16} {fmt(g['purged']):>16} {g['cached']:>7}")
     return 0
 
 
@@ -177,6 +187,8 @@ def build_parser():
     stat.add_argument("--endpoint", default=DEFAULTS["bind"], help="server endpoint (default %(default)s)")
     stat.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default %(default)s)")
     stat.add_argument("--json", action="store_true", help="print JSON for scripts")
+    stat.add_argument("--groups", type=int, default=20,
+                      help="per-group figures of this many groups, biggest first (default %(default)s)")
     stat.set_defaults(func=_cmd_stat)
 
     dump = sub.add_parser("dump", help="print the records of a data directory (offline, read-only)")

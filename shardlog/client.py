@@ -189,8 +189,9 @@ class Client:
     def flush(self, timeout=None):
         self._drive(_flush(), timeout)
 
-    def stat(self):
-        return self._drive(_single("stat"))
+    def stat(self, groups=0):
+        """The server's figures; ``groups``: per-group figures of that many groups, biggest first."""
+        return self._drive(_single("stat", groups=groups))
 
     def batch(self, flush=False, timeout=None):
         return Batch(lambda ops: self._drive(_batch(ops, flush), timeout))
@@ -347,8 +348,8 @@ class AsyncClient:
     async def flush(self, timeout=None):
         await self._drive(_flush(), timeout)
 
-    async def stat(self):
-        return await self._drive(_single("stat"))
+    async def stat(self, groups=0):
+        return await self._drive(_single("stat", groups=groups))
 
     def batch(self, flush=False, timeout=None):
         return _AsyncBatch(lambda ops: self._drive(_batch(ops, flush), timeout))

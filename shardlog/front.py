@@ -309,7 +309,7 @@ class Front:
                 "max_read_entries": self.settings["max_read_entries"]}
 
     def _stat(self, ident, request_id, msg):
-        stat = self.store.stat()
+        stat = self.store.stat(group_limit=min(check_u64(msg.get("groups", 0), "groups"), 10_000))
         stat["front"] = self._process_stat(os.getpid())
         for disk in stat["disks"]:
             disk["worker"] = self._process_stat(disk["flusher"].get("pid"))

@@ -124,15 +124,26 @@ class Store:
             return self._flush_all(callback)
         self._wait(self._flush_all, timeout)
 
-    def stat(self):
+    def stat(self, group_limit=0):
+        """Figures of the store; with ``group_limit``, per-group figures of that many
+        groups, the ones holding the most entries first."""
         with self._lock:
             disks = [d.stat() for d in self._disks]
-            return {
+            out = {
                 "groups": len(self._groups),
                 "entries": sum(len(g.index) for g in self._groups.values()),
                 "index_bytes": sum(g.index.nbytes() for g in self._groups.values()),
                 "disks": disks,
             }
+            if group_limit:
+                biggest = sorted(self._groups.values(), key=lambda g: (-len(g.index), g.gid))
+                out["group_figures"] = [{
+                    "gid": g.gid, "disk": g.disk.path, "entries": len(g.index),
+                    "first": g.index.first if len(g.index) else None,
+                    "last": g.last, "committed": g.committed, "purged": g.purged,
+                    "cached": len(g.payloads),
+                } for g in biggest[:group_limit]]
+            return out
 
     def close(self):
         """Flush everything, stop the flushers, release the directories."""

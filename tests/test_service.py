@@ -1,6 +1,7 @@
 """The service with real processes and sockets: front, workers, clients."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -285,6 +286,7 @@ def test_cli_stat_dump_export_import(start_server, tmp_path):
 
     out = cli("stat", "--endpoint", server.endpoint)
     assert out.returncode == 0 and "1 groups" in out.stdout and "worker pid" in out.stdout
+    assert re.search(r"\n +7 +6 +2 +2/7 +1/2 +1/1 ", out.stdout), out.stdout
     out = cli("stat", "--endpoint", server.endpoint, "--json")
     assert '"groups": 1' in out.stdout
     out = cli("dump", str(tmp_path / "data"), "--group", "7")
