@@ -9,6 +9,7 @@ import time
 
 from .config import DEFAULTS, load
 from .errors import ShardlogError
+from .settings import RECOVERY_MODES
 
 SETTING_FLAGS = [
     ("max_message_size", int, "largest request in bytes"),
@@ -84,6 +85,7 @@ def _cmd_stat(args):
 def _cmd_dump(args):
     from . import codec
     from .naming import list_chunks
+    from .recovery import resync
 
     files, ignored = list_chunks(args.data_dir)
     if not files:
@@ -93,20 +95,27 @@ def _cmd_dump(args):
         print(f"{os.path.basename(path)}")
         with open(path, "rb") as f:
             data = f.read()
-        end = 0
-        try:
-            for n, (pos, rec, end) in enumerate(codec.iter_records(data)):
-                where = f"  R-{n:05d} [{start + pos}, {start + end}) {end - pos}:"
-                if args.group is None:
-                    print(f"{where} {codec.describe(rec)}")
-                elif rec.gid == args.group:
-                    print(f"{where} {codec.describe(rec)}")
-                elif rec.type == codec.CHECKPOINT:
-                    state = dict(rec.value[2]).get(args.group)
-                    if state is not None:
-                        print(f"{where} checkpoint of g={args.group}: {state}")
-        except (codec.Incomplete, codec.BadRecord) as exc:
-            print(f"  ERROR at offset {end}: {exc}")
+        pos = n = 0
+        while pos < len(data):
+            try:
+                rec, end = codec.decode(data, pos)
+            except (codec.Incomplete, codec.BadRecord) as exc:
+                if args.recovery_mode != "salvage":
+                    print(f"  DAMAGED from offset {pos} to the end of the file: {exc}")
+                    break
+                end = resync(data, pos + 1)
+                print(f"  DAMAGED [{start + pos}, {start + end}) {end - pos} bytes skipped: {exc}")
+                pos = end
+                continue
+            where = f"  R-{n:05d} [{start + pos}, {start + end}) {end - pos}:"
+            if args.group is None or rec.gid == args.group:
+                print(f"{where} {codec.describe(rec)}")
+            elif rec.type == codec.CHECKPOINT:
+                state = dict(rec.value[2]).get(args.group)
+                if state is not None:
+                    print(f"{where} checkpoint of g={args.group}: {state}")
+            pos = end
+            n += 1
     return 0
 
 
@@ -181,6 +190,10 @@ def build_parser():
                        default=None, help=argparse.SUPPRESS)
     for name, kind, text in SETTING_FLAGS:
         _add_setting(serve, name, kind, text)
+    serve.add_argument("--recovery-mode", dest="recovery_mode", choices=RECOVERY_MODES, default=None,
+                       help="on open: tolerate-tail cuts damage in the newest chunk and refuses it elsewhere; "
+                            "strict cuts only a torn record or zeros (raft-log); salvage skips damage "
+                            f"anywhere and logs what was lost (default {DEFAULTS['recovery_mode']})")
     serve.set_defaults(func=_cmd_serve)
 
     stat = sub.add_parser("stat", help="print a running server's figures")
@@ -194,6 +207,8 @@ def build_parser():
     dump = sub.add_parser("dump", help="print the records of a data directory (offline, read-only)")
     dump.add_argument("data_dir")
     dump.add_argument("--group", type=int, help="only this group's records")
+    dump.add_argument("--recovery-mode", choices=RECOVERY_MODES, default="strict",
+                      help="salvage: go on past damage to the next valid record (default: stop at it)")
     dump.set_defaults(func=_cmd_dump)
 
     export = sub.add_parser("export", help="write a group as a raft-log directory (server stopped)")

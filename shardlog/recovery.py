@@ -19,6 +19,7 @@ from .codec import APPEND, APPEND_HEAD, APPEND_OVERHEAD, CRC, U32, BadRecord, In
 from .errors import ChunkGap, CorruptedLog
 from .group import GroupState
 from .naming import list_chunks
+from .settings import RECOVERY_MODES
 from .types import next_index
 from workers.writer import fsync_dir
 
@@ -33,19 +34,29 @@ class Recovered(NamedTuple):
     #: ``(path, original size, cut at)`` when a torn tail was cut.
     cut: tuple
     records: int
+    #: ``(path, offset, length, reason)`` of damaged bytes that were cut or skipped.
+    lost: list
 
 
-def _replay_record(rec, groups, chunks, path, pos, now):
+def _group(groups, gid, path, pos, salvage):
+    group = groups.get(gid)
+    if group is None:
+        if not salvage:
+            raise CorruptedLog(path, pos, f"record for group {gid}, which does not exist here")
+        log.error("%s: offset %d: group %d appears without its creation (salvage): kept", path, pos, gid)
+        group = groups[gid] = GroupState(gid)
+    return group
+
+
+def _replay_record(rec, groups, chunks, path, pos, now, salvage):
     """Apply one non-Append record of ``path`` at ``pos``."""
     rtype, gid, value = rec
     if rtype == codec.GROUP_CREATE:
-        if gid in groups:
+        if gid in groups and not salvage:
             raise CorruptedLog(path, pos, f"group {gid} created twice")
-        groups[gid] = GroupState(gid)
+        groups.setdefault(gid, GroupState(gid))
         return
-    group = groups.get(gid)
-    if group is None:
-        raise CorruptedLog(path, pos, f"record for group {gid}, which does not exist here")
+    group = _group(groups, gid, path, pos, salvage)
     if rtype == codec.SAVE_VOTE:
         group.vote = value
     elif rtype == codec.COMMIT:
@@ -61,13 +72,16 @@ def _replay_record(rec, groups, chunks, path, pos, now):
         del groups[gid]
 
 
-def _apply_checkpoint(rec, groups, path, start, first_chunk):
+def _apply_checkpoint(rec, groups, path, start, first_chunk, salvage):
     version, chunk_offset, states = rec.value
     if chunk_offset != start:
         raise CorruptedLog(path, 0, f"checkpoint names chunk {chunk_offset}, file is chunk {start}")
-    if first_chunk:
+    if first_chunk or salvage:
         for gid, state in states:
-            groups[gid] = GroupState(gid, state=state)
+            if gid in groups:
+                groups[gid].set_state(state)
+            else:
+                groups[gid] = GroupState(gid, state=state)
         return
     listed = dict(states)
     if listed.keys() != groups.keys():
@@ -78,8 +92,36 @@ def _apply_checkpoint(rec, groups, path, start, first_chunk):
                                         f"{state} != {groups[gid].state()}")
 
 
-def replay(data_dir, truncate_incomplete_record=True):
-    """Read every chunk of ``data_dir``; cut a torn tail of the last one."""
+def resync(data, start):
+    """The first offset from ``start`` where a whole, valid record begins (or the end)."""
+    for pos in range(start, len(data) - 3):
+        if data[pos] == 0 and data[pos + 1] == 0 and data[pos + 2] == 0 and data[pos + 3] in TYPE_CODES:
+            try:
+                codec.decode(data, pos)
+            except (Incomplete, BadRecord):
+                continue
+            return pos
+    return len(data)
+
+
+TYPE_CODES = frozenset(codec.TYPE_NAMES)
+
+
+def replay(data_dir, truncate_incomplete_record=True, mode="tolerate-tail"):
+    """Read every chunk of ``data_dir`` and rebuild its groups.
+
+    ``mode`` says what to do with damage. ``tolerate-tail`` (the default,
+    raft-engine's choice): damage in the newest chunk is what a crash leaves
+    of writes that were never acknowledged, so the chunk is cut there; damage
+    in an older chunk is an error (the writer makes a chunk durable before it
+    begins the next, so older chunks cannot be torn). ``strict``: only a
+    record cut short or a tail of zeros is cut (raft-log's rule); anything else
+    is an error. ``salvage``: damaged bytes and records that no longer fit
+    are skipped, each reported in ``Recovered.lost``: a last resort that
+    loses data, for an operator to choose.
+    """
+    if mode not in RECOVERY_MODES:
+        raise ValueError(f"recovery mode must be one of {', '.join(RECOVERY_MODES)}, not {mode!r}")
     files, ignored = list_chunks(data_dir)
     for name in ignored:
         log.warning("%s: ignoring %s: not a chunk file name", data_dir, name)
@@ -88,9 +130,14 @@ def replay(data_dir, truncate_incomplete_record=True):
     expected = None
     cut = ()
     records = 0
+    lost = []
+    salvage = mode == "salvage"
     for i, (start, path) in enumerate(files):
         if expected is not None and start != expected:
-            raise ChunkGap(path, start, expected)
+            if mode != "salvage":
+                raise ChunkGap(path, start, expected)
+            lost.append((path, expected, start - expected, "gap between chunks"))
+            log.error("%s: %d bytes missing before this chunk (salvage)", path, start - expected)
         last_chunk = i == len(files) - 1
         with open(path, "rb") as f:
             data = f.read()
@@ -114,9 +161,7 @@ def replay(data_dir, truncate_incomplete_record=True):
                         raise Incomplete(f"record needs {end - size} more bytes")
                     if unpack_crc(data, end - 8)[0] != crc32(view[pos:end - 8]):
                         raise BadRecord("crc32 checksum mismatch in an append")
-                    group = groups.get(gid)
-                    if group is None:
-                        raise CorruptedLog(path, pos, f"append for group {gid}, which does not exist here")
+                    group = _group(groups, gid, path, pos, salvage)
                     if len(group.index) and index != group.index.next_index():
                         raise CorruptedLog(path, pos, f"append of index {index} to group {gid}, "
                                                       f"which expects {group.index.next_index()}")
@@ -126,18 +171,30 @@ def replay(data_dir, truncate_incomplete_record=True):
                     if (pos == 0) != (rec.type == codec.CHECKPOINT):
                         raise CorruptedLog(path, pos, "a chunk must open with a checkpoint, and only there")
                     if rec.type == codec.CHECKPOINT:
-                        _apply_checkpoint(rec, groups, path, start, i == 0)
+                        _apply_checkpoint(rec, groups, path, start, i == 0, salvage)
                     else:
-                        _replay_record(rec, groups, chunks, path, pos, start + end)
-            except (Incomplete, BadRecord) as exc:
+                        _replay_record(rec, groups, chunks, path, pos, start + end, salvage)
+            except (Incomplete, BadRecord, CorruptedLog) as exc:
+                reason = exc.reason if isinstance(exc, CorruptedLog) else str(exc)
+                if mode == "salvage":
+                    end = resync(data, pos + 1)
+                    lost.append((path, pos, end - pos, reason))
+                    log.error("%s: offset %d: skipping %d damaged bytes (salvage): %s",
+                              path, pos, end - pos, reason)
+                    pos = end
+                    continue
+                if isinstance(exc, CorruptedLog):
+                    raise
                 torn = codec.is_torn_tail(data, pos, exc)
-                if not (last_chunk and torn):
-                    raise CorruptedLog(path, pos, str(exc)) from None
+                if not (last_chunk and (torn or mode == "tolerate-tail")):
+                    raise CorruptedLog(path, pos, reason) from None
                 if not truncate_incomplete_record:
-                    raise CorruptedLog(path, pos, f"{exc} (incomplete last record; "
+                    raise CorruptedLog(path, pos, f"{reason} (damaged last record; "
                                                   "truncate_incomplete_record is off)") from None
-                log.warning("%s: cutting torn tail at offset %d (%d bytes): %s",
-                            path, pos, size - pos, exc)
+                log.warning("%s: cutting %s tail at offset %d (%d bytes): %s", path,
+                            "torn" if torn else "damaged", pos, size - pos, reason)
+                if not torn:
+                    lost.append((path, pos, size - pos, reason))
                 cut = (path, size, pos)
                 size = pos
                 break
@@ -164,7 +221,7 @@ def replay(data_dir, truncate_incomplete_record=True):
     for gid, group in groups.items():
         if len(group.index) == 0:
             group.index.first = next_index(group.last)
-    return Recovered(chunks, groups, end, cut, records)
+    return Recovered(chunks, groups, end, cut, records, lost)
 
 
 def _cut_file(path, size, at):

@@ -4,6 +4,9 @@ from .errors import InvalidArgument
 
 MiB = 1 << 20
 
+#: See shardlog.recovery.replay.
+RECOVERY_MODES = ("tolerate-tail", "strict", "salvage")
+
 DEFAULTS = {
     #: A chunk is closed once it holds this many bytes (checked after each record).
     "chunk_max_size": 64 * MiB,
@@ -20,6 +23,10 @@ DEFAULTS = {
     #: On open, cut a torn last record or trailing zeros of the last chunk
     #: (as raft-log's ``truncate_incomplete_record``); otherwise refuse to open.
     "truncate_incomplete_record": True,
+    #: What recovery does with damage: "tolerate-tail" (cut damage in the
+    #: newest chunk, refuse it elsewhere), "strict" (cut only a torn record or
+    #: zeros, as raft-log), "salvage" (skip damage anywhere and report it).
+    "recovery_mode": "tolerate-tail",
 }
 
 _MINIMUM = {"chunk_max_size": 64, "chunk_max_records": 2, "cache_max_items": 0,
@@ -37,7 +44,11 @@ def resolve(overrides):
         if value is None:
             continue
         default = DEFAULTS[name]
-        if isinstance(default, bool):
+        if name == "recovery_mode":
+            if value not in RECOVERY_MODES:
+                raise InvalidArgument(f"setting recovery_mode must be one of {', '.join(RECOVERY_MODES)}, "
+                                      f"not {value!r}")
+        elif isinstance(default, bool):
             if not isinstance(value, bool):
                 raise InvalidArgument(f"setting {name} must be true or false, not {value!r}")
         elif not isinstance(value, int) or isinstance(value, bool) or value < _MINIMUM[name]:

@@ -68,7 +68,9 @@ class Store:
                 os.makedirs(path, exist_ok=True)
                 locks.append(DirLock(path))
                 t0 = time.perf_counter()
-                recovered = replay(path, settings["truncate_incomplete_record"])
+                recovered = replay(path, settings["truncate_incomplete_record"], settings["recovery_mode"])
+                for lost_path, offset, length, reason in recovered.lost:
+                    log.error("%s: lost %d bytes at offset %d in recovery: %s", lost_path, length, offset, reason)
                 for gid in recovered.groups:
                     if gid in seen:
                         raise InvalidArgument(f"group {gid} is in both {seen[gid]} and {path}")

@@ -72,14 +72,15 @@ def test_reopen_unfinished_tailing_not_all_zero_chunk(sample):
         fh.write(b"\x01")
     before = snapshot(sample)
     with pytest.raises(CorruptedLog) as err:
-        reopen(sample)
+        reopen(sample, recovery_mode="strict")  # raft-log's rule
     assert err.value.path == str(f)
     assert err.value.offset == size
     assert f"{f}: offset {size}:" in str(err.value)
     assert snapshot(sample) == before, "a failed open changes nothing"
-    # And the directory can be opened again once the garbage is removed.
-    os.truncate(f, size)
-    reopen(sample).close()
+    # The default takes it for what a crash leaves past the synced point.
+    with reopen(sample) as store:
+        assert store.group(1).state() == SAMPLE_STATE._replace(committed=(2, 5))
+    assert f.stat().st_size == size
 
 
 def test_reopen_unfinished_non_last_chunk(sample):
@@ -101,9 +102,46 @@ def test_reopen_damaged_last_record(sample):
         byte = fh.read(1)
         fh.seek(size - 2)
         fh.write(bytes([(byte[0] + 1) % 256]))
+    before = snapshot(sample)
     with pytest.raises(CorruptedLog, match="crc32 checksum mismatch") as err:
-        reopen(sample)
+        reopen(sample, recovery_mode="strict")
     assert err.value.offset == size - COMMIT_LEN, "names the damaged record's offset"
+    assert snapshot(sample) == before
+
+
+def test_damaged_tail_of_the_newest_chunk_is_cut_by_default(sample, caplog):
+    """What a power loss leaves past the synced point: cut, and said in the log."""
+    f = last_chunk(sample)
+    size = f.stat().st_size
+    with open(f, "r+b") as fh:
+        fh.seek(size - COMMIT_LEN + 6)
+        fh.write(b"\xff\xee")
+        fh.write(os.urandom(300))
+    with caplog.at_level(logging.WARNING), reopen(sample) as store:
+        assert store.group(1).state() == SAMPLE_STATE, "the damaged commit is gone"
+        assert list(store.group(1).read(0, 100)) == SAMPLE_ENTRIES
+    assert f.stat().st_size == size - COMMIT_LEN
+    assert any("cutting damaged tail" in r.getMessage() for r in caplog.records)
+
+
+def test_salvage_skips_damage_and_reports_it(sample, caplog):
+    names = chunk_names(sample)
+    f = sample / names[0]
+    data = bytearray(f.read_bytes())
+    first_append = next(pos for pos, rec, _ in codec.iter_records(data) if rec.type == codec.APPEND)
+    lost_log_id, _ = codec.decode(data, first_append)[0].value
+    data[first_append + 20] ^= 0x01  # inside the term of the chunk's first Append
+    f.write_bytes(bytes(data))
+    with pytest.raises(CorruptedLog):
+        reopen(sample)
+    with caplog.at_level(logging.ERROR), reopen(sample, recovery_mode="salvage") as store:
+        assert store.group(1).state().last == (2, 7)
+        got = list(store.group(1).read(0, 100))
+    assert got and lost_log_id not in [log_id for log_id, _ in got]
+    assert set(got) <= set(SAMPLE_ENTRIES), "what was kept is exactly what was written"
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(f"offset {first_append}: skipping" in m for m in messages)
+    assert any("lost" in m for m in messages)
 
 
 def test_reopen_damaged_closed_chunk(sample):

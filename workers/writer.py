@@ -3,7 +3,9 @@
 The writer is told nothing but offsets: every request says which chunk file
 and which global offset its bytes belong at. It keeps the files it wrote since
 their last fsync and, when any request of a batch asks for durability, fsyncs
-them oldest first, then the directory if it created a file. Removals wait for
+them oldest first, then the directory if it created a file. Before the first
+byte of a new chunk it makes the older chunks durable, so a crash can leave a
+torn tail only in the newest chunk. Removals wait for
 that fsync, so a chunk is never deleted before the records that made it dead
 are on stable storage. Errors propagate: the caller must treat the disk as
 failed, never retry an fsync as if nothing happened.
@@ -60,6 +62,11 @@ class ChunkWriter:
                 removals.append(req)
                 continue
             if req.data:
+                if self._dirty and min(self._dirty) < req.chunk:
+                    # A new chunk is begun only once the older ones are durable:
+                    # then after a crash only the newest chunk can have a torn
+                    # tail, and damage anywhere else is real damage.
+                    self.sync()
                 fd = self._fd(req.chunk)
                 view = memoryview(req.data)
                 pos = req.at - req.chunk
