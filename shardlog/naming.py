@@ -37,10 +37,11 @@ def parse_chunk_file_name(name: str):
 
 
 def list_chunks(data_dir):
-    """Sorted ``(offset, path)`` of every chunk file in ``data_dir``, and the names ignored."""
+    """Sorted ``(offset, path)`` of every chunk file in ``data_dir``, and the names ignored
+    (hidden files are skipped silently: test hooks keep theirs there)."""
     chunks, ignored = [], []
     for name in os.listdir(data_dir):
-        if name == LOCK_FILE:
+        if name == LOCK_FILE or name.startswith("."):
             continue
         offset = parse_chunk_file_name(name)
         if offset is None:

@@ -31,6 +31,9 @@ from .wire import STOP, RemoveRequest, pack_request, unpack_event
 
 log = logging.getLogger(__name__)
 
+#: Testing only (with fault injection): where a worker notes what it syncs.
+SYNC_TRACE_FILE = ".shardlog-synced"
+
 _PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -151,7 +154,8 @@ class WorkerFlusher:
                "--parent", str(os.getpid()), "--synced", str(self.synced),
                "--heartbeat", str(self._heartbeat)]
         if self._fault_file:
-            cmd += ["--fault-file", self._fault_file]
+            cmd += ["--fault-file", self._fault_file,
+                    "--sync-trace", os.path.join(self.data_dir, SYNC_TRACE_FILE)]
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PROJECT_ROOT, env.get("PYTHONPATH")]))
         self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL)

@@ -12,8 +12,8 @@ import tempfile
 from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from shardlog import (GroupNotFound, LogIdMismatch, LogIdNonConsecutive, LogIdReversal, LogIndexNotFound,
-                      LogState, Store, VoteReversal)
+from shardlog import GroupNotFound, Store
+from shardlog.model import ModelGroup
 
 GIDS = st.integers(0, 5)
 SETTINGS = dict(chunk_max_records=7, chunk_max_size=600, cache_max_items=4, cache_max_bytes=64)
@@ -21,66 +21,6 @@ SETTINGS = dict(chunk_max_records=7, chunk_max_size=600, cache_max_items=4, cach
 
 def _next(log_id):
     return 0 if log_id is None else log_id[1] + 1
-
-
-class ModelGroup:
-    def __init__(self):
-        self.vote = self.last = self.committed = self.purged = self.user_data = None
-        self.entries = {}
-
-    def state(self):
-        return LogState(self.vote, self.last, self.committed, self.purged, self.user_data)
-
-    def save_vote(self, vote):
-        if self.vote is not None and vote < self.vote:
-            raise VoteReversal(self.vote, vote)
-        self.vote = vote
-
-    def append(self, entries):
-        last = self.last
-        for log_id, _ in entries:
-            if last is not None and log_id <= last:
-                raise LogIdReversal(last, log_id, "append")
-            if last is not None and log_id[1] != last[1] + 1:
-                raise LogIdNonConsecutive(last, log_id)
-            last = log_id
-        for log_id, payload in entries:
-            self.entries[log_id[1]] = (log_id, payload)
-        self.last = last
-
-    def truncate(self, index):
-        if index == _next(self.purged):
-            keep = self.purged
-        elif index > 0 and index - 1 in self.entries:
-            keep = self.entries[index - 1][0]
-        else:
-            raise LogIndexNotFound(index - 1)
-        for i in [i for i in self.entries if i >= _next(keep)]:
-            del self.entries[i]
-        if self.last is not None and (keep is None or self.last > keep):
-            self.last = keep
-
-    def purge(self, upto):
-        if upto[1] < _next(self.purged):
-            return
-        if upto[1] in self.entries and self.entries[upto[1]][0] != upto:
-            raise LogIdMismatch(self.entries[upto[1]][0], upto)
-        if self.last is not None and upto[1] < self.last[1] and upto > self.last:
-            raise LogIdMismatch(self.last, upto)
-        for i in [i for i in self.entries if i <= upto[1]]:
-            del self.entries[i]
-        if self.purged is None or upto > self.purged:
-            self.purged = upto
-        if self.last is None or upto > self.last:
-            self.last = upto
-
-    def commit(self, log_id):
-        if self.committed is not None and log_id < self.committed:
-            raise LogIdReversal(self.committed, log_id, "commit")
-        self.committed = log_id
-
-    def read(self):
-        return [self.entries[i] for i in sorted(self.entries)]
 
 
 class StoreVsModel(RuleBasedStateMachine):

@@ -37,6 +37,7 @@ def parse_args(argv):
     ap.add_argument("--synced", type=int, default=0, help="offset already durable")
     ap.add_argument("--heartbeat", type=float, default=0.2, help="seconds between heartbeats")
     ap.add_argument("--fault-file", help="testing only: while this file exists, fsync fails with EIO")
+    ap.add_argument("--sync-trace", help="testing only: write the offset each fsync round makes durable here")
     return ap.parse_args(argv)
 
 
@@ -65,8 +66,10 @@ def run(args):
             if not parent_alive(args.parent):
                 return 0
         pub.recv()
-        writer = ChunkWriter(args.data_dir, **({"fsync": faulty_fsync(args.fault_file)}
-                                               if args.fault_file else {}))
+        kwargs = {"sync_trace": args.sync_trace}
+        if args.fault_file:
+            kwargs["fsync"] = faulty_fsync(args.fault_file)
+        writer = ChunkWriter(args.data_dir, **kwargs)
         writer.written = writer.synced = args.synced
         done_seq = 0
         failed = None

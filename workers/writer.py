@@ -27,9 +27,13 @@ def fsync_dir(path):
 
 
 class ChunkWriter:
-    def __init__(self, data_dir, fsync=os.fdatasync):
+    def __init__(self, data_dir, fsync=os.fdatasync, sync_trace=None):
         self.data_dir = os.fspath(data_dir)
         self._fsync = fsync
+        #: Testing only: before each fsync round, the offset it will make
+        #: durable is written here, so a crash test knows which bytes a
+        #: simulated power loss may damage (only those past it).
+        self._trace_fd = None if sync_trace is None else os.open(sync_trace, os.O_WRONLY | os.O_CREAT, 0o644)
         #: Open file descriptors by chunk start offset.
         self._fds = {}
         #: Chunks written since their last fsync.
@@ -86,6 +90,8 @@ class ChunkWriter:
         return self.synced
 
     def sync(self):
+        if self._trace_fd is not None:
+            os.pwrite(self._trace_fd, b"%020d\n" % self.written, 0)
         t0 = time.perf_counter()
         for chunk in sorted(self._dirty):
             self._fsync(self._fds[chunk])
@@ -118,3 +124,6 @@ class ChunkWriter:
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
+        if self._trace_fd is not None:
+            os.close(self._trace_fd)
+            self._trace_fd = None
