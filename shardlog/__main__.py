@@ -188,6 +188,8 @@ def build_parser():
     serve.add_argument("--log-level", dest="log_level", default=None, help="DEBUG, INFO, WARNING (default INFO)")
     serve.add_argument("--fault-injection", dest="fault_injection", action="store_const", const=True,
                        default=None, help=argparse.SUPPRESS)
+    serve.add_argument("--worker-file-size-limit", dest="worker_file_size_limit", type=int, default=None,
+                       help=argparse.SUPPRESS)
     for name, kind, text in SETTING_FLAGS:
         _add_setting(serve, name, kind, text)
     serve.add_argument("--recovery-mode", dest="recovery_mode", choices=RECOVERY_MODES, default=None,

@@ -30,8 +30,10 @@ SERVICE_DEFAULTS = {
     "log_level": "INFO",
     #: Allow binding to a non-loopback address without CurveZMQ.
     "insecure": False,
-    #: Testing only: lets a file in a data directory make its worker's fsync fail.
+    #: Testing only: lets a file in a data directory make its worker misbehave.
     "fault_injection": False,
+    #: Testing only: RLIMIT_FSIZE of the workers (0: none), to make a disk "full".
+    "worker_file_size_limit": 0,
 }
 
 DEFAULTS = {**ENGINE_DEFAULTS, **SERVICE_DEFAULTS}

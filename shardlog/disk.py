@@ -19,7 +19,7 @@ from collections import deque
 from . import codec
 from .cache import PayloadCache
 from .codec import APPEND, APPEND_HEAD, APPEND_OVERHEAD, APPEND_PAYLOAD_AT, CRC
-from .errors import CorruptedLog, DiskFailed
+from .errors import CorruptedLog, DiskFailed, DiskFull
 from .group import GroupState
 from .naming import chunk_file_name, chunk_path
 from .wire import RemoveRequest, WriteRequest
@@ -53,8 +53,10 @@ class Disk:
         #: offset and ``done_seq`` to reach seq.
         self.waiters = deque()
         self.failed = None
+        #: DiskFull while the flusher reports the disk full; writes are refused meanwhile.
+        self.full = None
         self.flusher = flusher_factory(self.path, self._on_progress, self._on_failure,
-                                       synced=recovered.end)
+                                       synced=recovered.end, on_full=self._on_full)
         previous = self.chunks.chunks[-1] if len(self.chunks) else None
         self._open_chunk()
         if previous is not None:
@@ -65,6 +67,8 @@ class Disk:
     def check_writable(self):
         if self.failed is not None:
             raise self.failed
+        if self.full is not None:
+            raise self.full
 
     def write(self, record, apply):
         """Add one encoded record to the stream and ``apply()`` it to memory.
@@ -252,6 +256,25 @@ class Disk:
         log.error("%s", self.failed)
         _deliver(ready, self.failed)
 
+    def _on_full(self, message):
+        """The disk filled up (``message``) or has space again (None).
+
+        Writes already accepted stay in memory and in the flusher, to be
+        written once there is space; flushes waiting now are told DiskFull
+        (their data is not durable), new writes are refused.
+        """
+        with self._lock:
+            if message is None:
+                self.full = None
+                log.warning("%s: space is back; writes resume", self.path)
+                return
+            self.full = DiskFull(f"disk {self.path} is full ({message}); free space and retry")
+            ready = [cb for _, _, cb in self.waiters]
+            self.waiters.clear()
+            self.sync_requested = self.synced  # the next flush asks again
+        log.error("%s", self.full)
+        _deliver(ready, self.full)
+
     def _collect_garbage(self):
         """Ask the flusher to delete the chunks that may go; True if it was asked."""
         dead = self.chunks.removable(self.synced)
@@ -300,6 +323,7 @@ class Disk:
             "synced": self.synced,
             "unsynced_bytes": self.end - self.synced,
             "failed": None if self.failed is None else str(self.failed),
+            "full": None if self.full is None else str(self.full),
             "pinning_chunk": None if pinning is None else pinning.start,
             "pinning_groups": self.pinning_groups(),
             "cache": self.cache.stat(),

@@ -12,7 +12,7 @@ import collections
 import logging
 import threading
 
-from workers.writer import ChunkWriter
+from workers.writer import ChunkWriter, is_full
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +26,17 @@ class ThreadFlusher:
     lock, so they run in submission order whoever runs them.
     """
 
-    def __init__(self, data_dir, on_progress, on_failure, synced=0, fsync=None):
+    #: Seconds between attempts while the disk is full.
+    retry_interval = 0.2
+
+    def __init__(self, data_dir, on_progress, on_failure, synced=0, on_full=None, fsync=None):
         kwargs = {} if fsync is None else {"fsync": fsync}
         self.writer = ChunkWriter(data_dir, **kwargs)
         self.writer.written = self.writer.synced = synced
         self._on_progress = on_progress
         self._on_failure = on_failure
+        self._on_full = on_full or (lambda message: None)
+        self.full = None
         self._pending = collections.deque()
         self._cond = threading.Condition()
         self._work = threading.Lock()
@@ -50,7 +55,7 @@ class ThreadFlusher:
 
     def help(self):
         """Carry out what waits now, in this thread, unless the flusher is busy."""
-        if self._pending and self._work.acquire(blocking=False):
+        if self._pending and self.full is None and self._work.acquire(blocking=False):
             try:
                 self._work_once()
             finally:
@@ -72,11 +77,23 @@ class ThreadFlusher:
             return
         try:
             synced = self.writer.write_batch(batch)
-        except Exception as exc:  # an I/O error: the disk is failed
-            self._failed = True
+        except Exception as exc:
+            if is_full(exc):
+                # Nothing is lost: the batch goes back in front, to be written
+                # again (positionally) once there is space.
+                with self._cond:
+                    self._pending.extendleft(reversed(batch))
+                if self.full is None:
+                    self.full = f"{self.writer.data_dir}: {exc.strerror or exc}"
+                    self._on_full(self.full)
+                return
+            self._failed = True  # an I/O error: the disk is failed
             log.error("flusher of %s failed: %s", self.writer.data_dir, exc)
             self._on_failure(exc)
         else:
+            if self.full is not None:
+                self.full = None
+                self._on_full(None)
             self._on_progress(batch[-1].seq, synced)
 
     def _run(self):
@@ -84,7 +101,9 @@ class ThreadFlusher:
             with self._cond:
                 while not self._pending and not self._stop:
                     self._cond.wait()
-                if self._stop and not self._pending:
+                if self._stop and (not self._pending or self._failed):
                     return
+                if self.full is not None:
+                    self._cond.wait(self.retry_interval)
             with self._work:
                 self._work_once()

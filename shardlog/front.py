@@ -93,7 +93,8 @@ class Front:
         try:
             t0 = time.perf_counter()
             factory = worker_flusher_factory(self.ctx, self.run_dir, heartbeat=settings["heartbeat"],
-                                             fault_injection=settings["fault_injection"])
+                                             fault_injection=settings["fault_injection"],
+                                             file_size_limit=settings["worker_file_size_limit"])
             self.store = Store.open(data_dirs, flusher_factory=factory, **engine_settings(settings))
             self.flushers = factory.flushers
             self.store.pump = lambda timeout: pump_all(self.flushers, timeout)

@@ -35,8 +35,10 @@ class RemoveRequest(NamedTuple):
 #   stop:   [msgpack ["stop"]]          finish what was received, then exit 0
 # Worker -> front (XPUB -> SUB):
 #   ["done", seq, synced, stats]        after each batch
-#   ["hb", seq, synced, stats, failed]  every heartbeat interval; repeats done
+#   ["hb", seq, synced, stats, failed, full]  every heartbeat interval; repeats done
 #   ["failed", seq, message]            a write or fsync failed; no more writes
+#   ["full", seq, message]              a write found the disk full; the worker holds the
+#                                       requests and tries again each heartbeat
 # The worker publishes nothing before the front's subscription reaches its XPUB.
 
 import msgpack  # noqa: E402

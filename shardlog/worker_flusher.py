@@ -31,8 +31,10 @@ from .wire import STOP, RemoveRequest, pack_request, unpack_event
 
 log = logging.getLogger(__name__)
 
-#: Testing only (with fault injection): where a worker notes what it syncs.
+#: Testing only (with fault injection): where a worker notes what it syncs,
+#: and the file whose content ("EIO", "ENOSPC") makes its disk misbehave.
 SYNC_TRACE_FILE = ".shardlog-synced"
+FAULT_FILE = ".shardlog-fault"
 
 _PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -40,11 +42,14 @@ _PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 class WorkerFlusher:
     """Supervises the flush worker of one data directory; driven by the front's loop."""
 
-    def __init__(self, data_dir, on_progress, on_failure, synced=0, *, ctx, run_dir, name,
-                 heartbeat=0.2, fault_file=None, start_timeout=30):
+    def __init__(self, data_dir, on_progress, on_failure, synced=0, on_full=None, *, ctx, run_dir, name,
+                 heartbeat=0.2, fault_file=None, file_size_limit=None, start_timeout=30):
         self.data_dir = data_dir
         self._on_progress = on_progress
         self._on_failure = on_failure
+        self._on_full = on_full or (lambda message: None)
+        self._file_size_limit = file_size_limit
+        self.full = None
         self._ctx = ctx
         self._run_dir = run_dir
         self._name = name
@@ -86,7 +91,7 @@ class WorkerFlusher:
 
     def stats(self):
         stats = dict(self.worker_stats)
-        stats.update(pid=self.proc.pid if self.proc else None, restarts=self.restarts,
+        stats.update(pid=self.proc.pid if self.proc else None, restarts=self.restarts, full=self.full,
                      inflight=len(self._inflight),
                      heartbeat_age=None if self.last_heartbeat is None
                      else round(time.monotonic() - self.last_heartbeat, 3))
@@ -153,6 +158,8 @@ class WorkerFlusher:
                "--requests", self._endpoint("req"), "--events", self._endpoint("ev"),
                "--parent", str(os.getpid()), "--synced", str(self.synced),
                "--heartbeat", str(self._heartbeat)]
+        if self._file_size_limit:
+            cmd += ["--file-size-limit", str(self._file_size_limit)]
         if self._fault_file:
             cmd += ["--fault-file", self._fault_file,
                     "--sync-trace", os.path.join(self.data_dir, SYNC_TRACE_FILE)]
@@ -186,6 +193,11 @@ class WorkerFlusher:
             if event[4] and self.failed is None:
                 self._fail(event[4])
                 return
+            self._set_full(event[5])
+        elif kind == "full":
+            self._set_full(event[2])
+        if kind == "done":
+            self._set_full(None)
         if kind in ("done", "hb"):
             seq, synced = event[1], event[2]
             self.worker_stats = event[3]
@@ -196,6 +208,11 @@ class WorkerFlusher:
                 self._on_progress(self.done_seq, self.synced)
         elif kind == "failed":
             self._fail(event[2])
+
+    def _set_full(self, message):
+        if message != self.full:
+            self.full = message
+            self._on_full(message)
 
     def _prune(self):
         """Forget requests that are done and durable; keep the rest for a resend."""
@@ -217,16 +234,16 @@ class WorkerFlusher:
         self._on_failure(OSError(message))
 
 
-def worker_flusher_factory(ctx, run_dir, heartbeat=0.2, fault_injection=False):
+def worker_flusher_factory(ctx, run_dir, heartbeat=0.2, fault_injection=False, file_size_limit=None):
     """A ``flusher_factory`` for ``Store.open`` that runs one worker process per disk.
 
     The flushers it makes are listed in ``factory.flushers`` for the loop to drive.
     """
-    def factory(data_dir, on_progress, on_failure, synced=0):
-        fault = os.path.join(data_dir, ".shardlog-fault-fsync") if fault_injection else None
-        flusher = WorkerFlusher(data_dir, on_progress, on_failure, synced, ctx=ctx, run_dir=run_dir,
+    def factory(data_dir, on_progress, on_failure, synced=0, on_full=None):
+        fault = os.path.join(data_dir, FAULT_FILE) if fault_injection else None
+        flusher = WorkerFlusher(data_dir, on_progress, on_failure, synced, on_full, ctx=ctx, run_dir=run_dir,
                                 name=f"disk{len(factory.flushers) + 1}", heartbeat=heartbeat,
-                                fault_file=fault)
+                                fault_file=fault, file_size_limit=file_size_limit)
         factory.flushers.append(flusher)
         return flusher
 

@@ -10,6 +10,8 @@ import pytest
 from shardlog import DiskFailed, LogState, Store
 from shardlog.flusher import ThreadFlusher
 
+from .service import poll_for
+
 
 class GatedFsync:
     """An fsync that waits for the test to let it through, and can fail."""
@@ -29,8 +31,8 @@ class GatedFsync:
             raise OSError(errno.EIO, "injected EIO")
         os.fsync(fd)
 
-    def factory(self, path, on_progress, on_failure, synced=0):
-        return ThreadFlusher(path, on_progress, on_failure, synced=synced, fsync=self)
+    def factory(self, path, on_progress, on_failure, synced=0, on_full=None):
+        return ThreadFlusher(path, on_progress, on_failure, synced=synced, on_full=on_full, fsync=self)
 
 
 def test_flush_waits_for_the_fsync(data_dir):
@@ -72,9 +74,9 @@ def test_fsync_failure_fails_the_disk_and_only_that_disk(tmp_path):
     good = GatedFsync()
     dirs = [tmp_path / "a", tmp_path / "b"]
 
-    def factory(path, on_progress, on_failure, synced=0):
+    def factory(path, on_progress, on_failure, synced=0, on_full=None):
         chosen = bad if path == str(dirs[0]) else good
-        return chosen.factory(path, on_progress, on_failure, synced)
+        return chosen.factory(path, on_progress, on_failure, synced, on_full)
 
     store = Store.open(dirs, flusher_factory=factory)
     try:
@@ -162,3 +164,32 @@ def test_backpressure_holds_writers_while_the_disk_is_behind(data_dir):
         fsync.gate.set()
         t.join(30)
         assert written == list(range(400))
+
+
+def test_embedded_disk_full_holds_writes_until_space_is_back(data_dir):
+    import errno as _errno
+
+    from shardlog import DiskFull
+
+    with Store.open(data_dir) as store:
+        g = store.group(1)
+        g.append([((1, 0), b"a")], flush=True)
+        writer = store._disks[0].flusher.writer
+        real = writer.write_batch
+        full = [True]
+
+        def write_batch(requests):
+            if full[0]:
+                raise OSError(_errno.ENOSPC, "No space left on device")
+            return real(requests)
+
+        writer.write_batch = write_batch
+        with pytest.raises(DiskFull):
+            g.append([((1, 1), b"b")], flush=True)
+        with pytest.raises(DiskFull):
+            g.append([((1, 2), b"refused")])
+        full[0] = False
+        assert poll_for(lambda: store._disks[0].full is None, 10)
+        g.append([((1, 2), b"c")], flush=True)
+    with Store.open(data_dir) as store:
+        assert [p for _, p in store.group(1).read(0, 9)] == [b"a", b"b", b"c"]

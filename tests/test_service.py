@@ -188,10 +188,10 @@ def test_fsync_failure_fails_one_disk_and_the_other_serves(start_server, tmp_pat
         client.group(2).append([((1, 0), b"on b")], flush=True)
         placement = {d["path"]: d["groups"] for d in client.stat()["disks"]}
         assert list(placement.values()) == [1, 1]
-        (dirs[0] / ".shardlog-fault-fsync").write_text("EIO")
+        (dirs[0] / ".shardlog-fault").write_text("EIO")
         with pytest.raises(DiskFailed):
             client.group(1).append([((1, 1), b"lost")], flush=True)
-        (dirs[0] / ".shardlog-fault-fsync").unlink()
+        (dirs[0] / ".shardlog-fault").unlink()
         with pytest.raises(DiskFailed):
             client.group(1).flush()
         with pytest.raises(DiskFailed):
@@ -312,3 +312,55 @@ def test_client_times_out_without_a_server(tmp_path):
     with pytest.raises(Timeout):
         Client(f"ipc://{tmp_path}/nobody", timeout=0.3)
     assert time.monotonic() - start < 5
+
+
+def test_disk_full_then_space_back_loses_nothing(start_server, tmp_path):
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    server = start_server(dirs, "--fault-injection")
+    from shardlog import DiskFull
+    with server.client() as client:
+        client.group(1).append([((1, 0), b"before")], flush=True)
+        client.group(2).append([((1, 0), b"other disk")], flush=True)
+        (dirs[0] / ".shardlog-fault").write_text("ENOSPC")
+        with pytest.raises(DiskFull):
+            client.group(1).append([((1, 1), b"accepted, not durable")], flush=True)
+        with pytest.raises(DiskFull, match="is full"):
+            client.group(1).append([((1, 2), b"refused")])
+        client.group(2).append([((1, 1), b"still served")], flush=True)
+        assert server.proc.poll() is None
+        (dirs[0] / ".shardlog-fault").unlink()
+
+        def writable():
+            try:
+                client.group(1).flush()
+                return True
+            except DiskFull:
+                return False
+
+        assert poll_for(writable, 10), "writes never resumed once space was back"
+        client.group(1).append([((1, 2), b"after")], flush=True)
+        assert list(client.group(1).read(0, 9)) == [
+            ((1, 0), b"before"), ((1, 1), b"accepted, not durable"), ((1, 2), b"after")]
+    assert server.stop() == 0
+    with Store.open(dirs) as store:
+        assert [p for _, p in store.group(1).read(0, 9)] == [b"before", b"accepted, not durable", b"after"]
+        assert [p for _, p in store.group(2).read(0, 9)] == [b"other disk", b"still served"]
+
+
+def test_file_size_limit_makes_a_disk_full_not_failed(start_server, tmp_path):
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    server = start_server(dirs, "--worker-file-size-limit", "20000")
+    from shardlog import DiskFull
+    with server.client() as client:
+        client.group(1).save_vote((1, 1), flush=True)  # group 1 on the first disk
+        client.group(2).save_vote((1, 1), flush=True)  # group 2 on the second
+        g = client.group(1)
+        with pytest.raises(DiskFull):
+            for i in range(1000):
+                g.append([((1, i), b"z" * 100)], flush=True)
+        assert i > 10
+        client.group(2).append([((1, 0), b"served")], flush=True)  # its files stay small
+        stat = client.stat()
+        assert stat["disks"][0]["full"] and not stat["disks"][0]["failed"]
+        assert not stat["disks"][1]["full"]
+    assert server.proc.poll() is None

@@ -13,9 +13,11 @@ never retried as if nothing happened. It exits when the front is gone.
 """
 
 import argparse
+import collections
 import errno
 import logging
 import os
+import resource
 import signal
 import sys
 import time
@@ -23,7 +25,7 @@ import time
 import zmq
 
 from shardlog.wire import pack_event, unpack_request
-from workers.writer import ChunkWriter
+from workers.writer import ChunkWriter, is_full
 
 log = logging.getLogger("shardlog.worker")
 
@@ -38,15 +40,34 @@ def parse_args(argv):
     ap.add_argument("--heartbeat", type=float, default=0.2, help="seconds between heartbeats")
     ap.add_argument("--fault-file", help="testing only: while this file exists, fsync fails with EIO")
     ap.add_argument("--sync-trace", help="testing only: write the offset each fsync round makes durable here")
+    ap.add_argument("--file-size-limit", type=int, help="testing only: RLIMIT_FSIZE of this process")
     return ap.parse_args(argv)
 
 
-def faulty_fsync(path):
-    def fsync(fd):
-        if os.path.exists(path):
+class FaultyWriter(ChunkWriter):
+    """Testing only: while ``fault_file`` exists, its content picks the fault:
+    ``EIO`` makes fsync fail, ``ENOSPC`` makes writes fail as on a full disk."""
+
+    def __init__(self, data_dir, fault_file, **kwargs):
+        super().__init__(data_dir, fsync=self._faulty_fsync, **kwargs)
+        self._fault_file = fault_file
+
+    def _fault(self):
+        try:
+            with open(self._fault_file) as f:
+                return f.read().strip() or "EIO"
+        except FileNotFoundError:
+            return None
+
+    def _faulty_fsync(self, fd):
+        if self._fault() == "EIO":
             raise OSError(errno.EIO, "injected fsync failure")
-        os.fsync(fd)
-    return fsync
+        os.fdatasync(fd)
+
+    def write_batch(self, requests):
+        if self._fault() == "ENOSPC" and any(getattr(r, "data", None) for r in requests):
+            raise OSError(errno.ENOSPC, "No space left on device (injected)")
+        return super().write_batch(requests)
 
 
 def parent_alive(parent):
@@ -66,19 +87,25 @@ def run(args):
             if not parent_alive(args.parent):
                 return 0
         pub.recv()
-        kwargs = {"sync_trace": args.sync_trace}
+        if args.file_size_limit:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of death
+            resource.setrlimit(resource.RLIMIT_FSIZE, (args.file_size_limit, args.file_size_limit))
         if args.fault_file:
-            kwargs["fsync"] = faulty_fsync(args.fault_file)
-        writer = ChunkWriter(args.data_dir, **kwargs)
+            writer = FaultyWriter(args.data_dir, args.fault_file, sync_trace=args.sync_trace)
+        else:
+            writer = ChunkWriter(args.data_dir, sync_trace=args.sync_trace)
         writer.written = writer.synced = args.synced
         done_seq = 0
         failed = None
-        pub.send(pack_event("hb", done_seq, writer.synced, writer.stats, failed))
+        #: Why the disk takes no more bytes for now (None: it does).
+        full = None
+        #: Requests received and not yet carried out (kept while the disk is full).
+        waiting = collections.deque()
+        pub.send(pack_event("hb", done_seq, writer.synced, writer.stats, failed, full))
         next_beat = time.monotonic() + args.heartbeat
         interval_ms = int(args.heartbeat * 1000)
         stopping = False
         while not stopping:
-            batch = []
             if pull.poll(interval_ms):
                 # Take every request already waiting: one batch, one fsync.
                 while pull.getsockopt(zmq.EVENTS) & zmq.POLLIN:
@@ -86,20 +113,34 @@ def run(args):
                     if req is None:
                         stopping = True
                         break
-                    batch.append(req)
-            if batch and failed is None:
+                    waiting.append(req)
+            now = time.monotonic()
+            retry = full is not None and now >= next_beat
+            if waiting and failed is None and (full is None or retry):
+                batch = list(waiting)
                 try:
+                    # Positional writes: after a full disk the whole batch is written again.
                     synced = writer.write_batch(batch)
                 except OSError as exc:
-                    failed = f"{args.data_dir}: {exc}"
-                    log.error("worker: %s", failed)
-                    pub.send(pack_event("failed", done_seq, failed))
+                    if is_full(exc):
+                        if full is None:
+                            log.warning("worker: %s: disk full, holding %d requests: %s",
+                                        args.data_dir, len(waiting), exc)
+                            full = f"{args.data_dir}: {exc.strerror or exc}"
+                            pub.send(pack_event("full", done_seq, full))
+                    else:
+                        failed = f"{args.data_dir}: {exc}"
+                        log.error("worker: %s", failed)
+                        pub.send(pack_event("failed", done_seq, failed))
                 else:
+                    waiting.clear()
+                    if full is not None:
+                        log.info("worker: %s: space is back", args.data_dir)
+                        full = None
                     done_seq = batch[-1].seq
                     pub.send(pack_event("done", done_seq, synced, writer.stats))
-            now = time.monotonic()
             if now >= next_beat:
-                pub.send(pack_event("hb", done_seq, writer.synced, writer.stats, failed))
+                pub.send(pack_event("hb", done_seq, writer.synced, writer.stats, failed, full))
                 next_beat = now + args.heartbeat
                 if not parent_alive(args.parent):
                     log.warning("worker: front %d is gone, exiting", args.parent)

@@ -11,11 +11,25 @@ are on stable storage. Errors propagate: the caller must treat the disk as
 failed, never retry an fsync as if nothing happened.
 """
 
+import errno
 import os
 import time
 
 from shardlog.naming import chunk_path
 from shardlog.wire import RemoveRequest
+
+
+#: Errors of a write that say the disk (or the process's file size limit) is
+#: full: the bytes were not written, and writing them again later is safe.
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+
+
+class SyncFailed(OSError):
+    """An fsync failed: the page cache may have dropped the data; never retry it."""
+
+
+def is_full(exc):
+    return isinstance(exc, OSError) and not isinstance(exc, SyncFailed) and exc.errno in FULL_ERRNOS
 
 
 def fsync_dir(path):
@@ -93,12 +107,15 @@ class ChunkWriter:
         if self._trace_fd is not None:
             os.pwrite(self._trace_fd, b"%020d\n" % self.written, 0)
         t0 = time.perf_counter()
-        for chunk in sorted(self._dirty):
-            self._fsync(self._fds[chunk])
-            self.stats["fsyncs"] += 1
-        if self._dir_dirty:
-            fsync_dir(self.data_dir)
-            self._dir_dirty = False
+        try:
+            for chunk in sorted(self._dirty):
+                self._fsync(self._fds[chunk])
+                self.stats["fsyncs"] += 1
+            if self._dir_dirty:
+                fsync_dir(self.data_dir)
+                self._dir_dirty = False
+        except OSError as exc:
+            raise SyncFailed(exc.errno, f"fsync failed: {exc.strerror}") from exc
         self.stats["fsync_seconds"] += time.perf_counter() - t0
         self._dirty.clear()
         self.synced = self.written
