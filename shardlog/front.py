@@ -106,7 +106,9 @@ class Front:
             self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
             self.router.maxmsgsize = settings["max_message_size"] + (1 << 20)
             self.router.sndhwm = 10_000
-            self.router.rcvhwm = 10_000
+            # Bounded intake: at most this many requests wait in the socket; a
+            # client sending faster is held back by its own queue.
+            self.router.rcvhwm = 256
             self.router.bind(bind)
             self.endpoint = self.router.last_endpoint.decode()
         except BaseException:

@@ -156,3 +156,131 @@ def test_oversized_and_multipart_messages(start_server):
         sock.close()
         ctx.term()
     assert "dropping a message of 3 frames" in server.log()
+
+
+def test_ten_thousand_raw_messages_while_a_good_client_works(start_server, tmp_path):
+    """Seeded garbage straight on a DEALER socket, with a well-behaved client alongside."""
+    import random
+    import threading
+
+    server = start_server()
+    data = tmp_path / "data"
+    with server.client() as client:
+        client.group(1).append([((1, 0), b"kept")], flush=True)
+    good_errors, good_done = [], []
+
+    def good_client():
+        try:
+            with server.client() as client:
+                g = client.group(2)
+                for i in range(300):
+                    g.append([((1, i), b"good %d" % i)], flush=(i % 10 == 9))
+                    assert list(g.read(i, i + 1)) == [((1, i), b"good %d" % i)]
+                good_done.append(True)
+        except Exception as exc:
+            good_errors.append(exc)
+
+    rng = random.Random(11)
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.linger = 0
+    sock.connect(server.endpoint)
+    helper = threading.Thread(target=good_client)
+    helper.start()
+    answered = 0
+    try:
+        for i in range(10_000):
+            kind = rng.random()
+            if kind < 0.4:
+                msg = rng.randbytes(rng.randint(0, 200))
+            elif kind < 0.7:
+                msg = encoded({"v": 1, "id": i, "op": rng.choice(OPS + ["nope"]),
+                               "gid": rng.choice([-1, "x", None, 1.5, [1]]), "entries": rng.randbytes(8)})
+            else:
+                msg = encoded([rng.randint(0, 9), rng.randbytes(4)])
+            sock.send(msg)
+            if i % 100 == 99:  # read what came back so far, so the replies keep flowing
+                while sock.poll(0):
+                    sock.recv()
+                    answered += 1
+        while answered < 10_000 and sock.poll(10_000):
+            sock.recv()
+            answered += 1
+    finally:
+        sock.close()
+        ctx.term()
+        helper.join(120)
+    assert answered == 10_000, "every hostile message got an error reply"
+    assert good_done and not good_errors, good_errors
+    with server.client() as client:
+        client.group(1).flush()
+        assert client.groups() == [1, 2]
+        assert list(client.group(1).read(0, 5)) == [((1, 0), b"kept")]
+    assert server.proc.poll() is None
+
+
+def test_clients_that_vanish_or_never_read_do_not_block_others(start_server):
+    server = start_server()
+    ctx = zmq.Context()
+    try:
+        silent = ctx.socket(zmq.DEALER)
+        silent.linger = 0
+        silent.connect(server.endpoint)
+        for i in range(3000):  # never reads a reply
+            silent.send(encoded({"v": 1, "id": i, "op": "state", "gid": 1}))
+        for i in range(20):  # sends a durable write and is gone before the reply
+            gone = ctx.socket(zmq.DEALER)
+            gone.linger = 0
+            gone.connect(server.endpoint)
+            gone.send(encoded({"v": 1, "id": 1, "op": "append", "gid": 100 + i,
+                               "entries": [[1, 0, b"x" * 1000]], "flush": True}))
+            gone.close()
+        with server.client(timeout=10) as client:
+            client.group(1).append([((1, 0), b"served")], flush=True)
+            assert list(client.group(1).read(0, 5)) == [((1, 0), b"served")]
+        silent.close()
+    finally:
+        ctx.term()
+    assert server.proc.poll() is None
+
+
+def test_front_memory_stays_bounded_under_a_fast_writer(start_server):
+    """A client writing faster than the disk: the front's RSS stays under a stated bound."""
+    import threading
+
+    import psutil
+
+    server = start_server(None, "--max-unsynced-bytes", str(16 << 20), "--cache-max-bytes", str(16 << 20),
+                          "--write-buffer-size", str(1 << 20))
+    front = psutil.Process(server.proc.pid)
+    base = front.memory_info().rss
+    peak = [base]
+    stop = threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            peak[0] = max(peak[0], front.memory_info().rss)
+            stop.wait(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    payload = b"p" * 100_000
+    try:
+        with server.client(timeout=60) as client:
+            pending = []
+            for i in range(4000):  # 400 MB, never flushed by the client
+                pending.append(client.submit("append", gid=1, entries=[[1, i, payload]]))
+                if len(pending) >= 200:
+                    pending.pop(0).result()
+            for p in pending:
+                p.result()
+            client.group(1).flush()
+    finally:
+        stop.set()
+        watcher.join()
+    growth = peak[0] - base
+    print(f"front RSS: base {base >> 20} MiB, peak {peak[0] >> 20} MiB, growth {growth >> 20} MiB "
+          f"for 400 MB written")
+    # Bound: unsynced bytes (16 MiB, held in the front until durable) + cache (16 MiB)
+    # + the socket's intake (256 requests of 100 kB) + allocator slack.
+    assert growth < 160 << 20, f"front grew by {growth >> 20} MiB"
