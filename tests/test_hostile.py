@@ -217,6 +217,17 @@ def test_ten_thousand_raw_messages_while_a_good_client_works(start_server, tmp_p
         assert client.groups() == [1, 2]
         assert list(client.group(1).read(0, 5)) == [((1, 0), b"kept")]
     assert server.proc.poll() is None
+    assert server.stop() == 0
+    # Not one record on disk comes from a hostile message.
+    from shardlog import codec
+    from shardlog.naming import list_chunks
+    records = []
+    for _, path in list_chunks(data)[0]:
+        with open(path, "rb") as f:
+            records += [rec for _, rec, _ in codec.iter_records(f.read())]
+    assert {rec.gid for rec in records if rec.type != codec.CHECKPOINT} == {1, 2}
+    assert [rec.value for rec in records if rec.gid == 1 and rec.type == codec.APPEND] == [((1, 0), b"kept")]
+    assert len([rec for rec in records if rec.gid == 2 and rec.type == codec.APPEND]) == 300
 
 
 def test_clients_that_vanish_or_never_read_do_not_block_others(start_server):
