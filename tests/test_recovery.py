@@ -227,3 +227,19 @@ def test_many_reopens_do_not_pile_up_chunks(data_dir):
     assert len(chunk_names(data_dir)) <= 2, "chunks holding nothing live are removed"
     with Store.open(data_dir) as store:
         assert store.group(1).state() == LogState(last=(1, 0), purged=(1, 0))
+
+
+def test_dump_stops_at_damage_or_salvages_past_it(sample, capsys):
+    from shardlog.__main__ import main
+
+    f = sample / chunk_names(sample)[0]
+    data = bytearray(f.read_bytes())
+    second = list(codec.iter_records(bytes(data)))[1][0]
+    data[second + 5] ^= 0xFF
+    f.write_bytes(bytes(data))
+    assert main(["dump", str(sample)]) == 0
+    out = capsys.readouterr().out
+    assert f"DAMAGED from offset {second} to the end of the file" in out
+    assert main(["dump", str(sample), "--recovery-mode", "salvage"]) == 0
+    out = capsys.readouterr().out
+    assert "bytes skipped" in out and "R-00002" in out, "went on past the damage"
