@@ -103,6 +103,10 @@ class ThreadFlusher:
                     self._cond.wait()
                 if self._stop and (not self._pending or self._failed):
                     return
+                if self._stop and self.full is not None:
+                    log.warning("%s: closing with %d requests not written: %s", self.writer.data_dir,
+                                len(self._pending), self.full)
+                    return
                 if self.full is not None:
                     self._cond.wait(self.retry_interval)
             with self._work:

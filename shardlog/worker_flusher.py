@@ -100,8 +100,11 @@ class WorkerFlusher:
     def close(self, timeout=60):
         """Wait until everything submitted is durable (or failed), then stop the worker."""
         deadline = time.monotonic() + timeout
-        while self._inflight and self.failed is None and time.monotonic() < deadline:
+        while self._inflight and self.failed is None and self.full is None and time.monotonic() < deadline:
             self.pump(0.05)
+        if self._inflight:
+            log.warning("%s: stopping the flush worker with %d requests not durable (%s)", self.data_dir,
+                        len(self._inflight), self.failed or self.full or "timed out")
         try:
             self.push.send(STOP, zmq.NOBLOCK)
         except zmq.ZMQError:
