@@ -3,7 +3,7 @@
 from .errors import (ChunkGap, CorruptedLog, DirectoryLocked, DiskFailed, DiskFull,
                      GroupExists, GroupNotFound, InvalidArgument, LogIdMismatch,
                      LogIdNonConsecutive, LogIdReversal, LogIndexNotFound, ShardlogError,
-                     StoreClosed, Timeout, VoteReversal)
+                     StoreClosed, Timeout, TooManyGroups, VoteReversal)
 from .store import Group, Store
 from .types import LogState
 
@@ -26,5 +26,6 @@ __all__ = [
     "Store",
     "StoreClosed",
     "Timeout",
+    "TooManyGroups",
     "VoteReversal",
 ]

@@ -14,6 +14,9 @@ from .settings import RECOVERY_MODES
 SETTING_FLAGS = [
     ("max_message_size", int, "largest request in bytes"),
     ("max_read_entries", int, "most entries in one read reply (the rest is paged)"),
+    ("max_request_entries", int, "most entries in one request (append or batch)"),
+    ("max_request_bytes", int, "most payload bytes in one request"),
+    ("max_groups", int, "most groups the server holds; creating more is refused"),
     ("disk_reserve_bytes", int, "refuse writes with DiskFull when free space falls under this"),
     ("heartbeat", float, "seconds between the workers' heartbeats"),
     ("chunk_max_size", int, "close a chunk once it holds this many bytes"),

@@ -21,6 +21,10 @@ SERVICE_DEFAULTS = {
     #: Requests larger than this get a TooLarge error; ZeroMQ drops the
     #: connection of a peer whose message exceeds it by more than 1 MiB.
     "max_message_size": 64 * MiB,
+    #: One request (an append or a batch) carries at most this many entries
+    #: and this many payload bytes; more is refused with TooLarge.
+    "max_request_entries": 100_000,
+    "max_request_bytes": 32 * MiB,
     #: A read reply holds at most this many entries / bytes; the rest is paged.
     "max_read_entries": 10_000,
     "max_read_bytes": 16 * MiB,

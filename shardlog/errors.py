@@ -120,6 +120,12 @@ class ChunkGap(CorruptedLog):
         self.expected = expected
 
 
+class TooManyGroups(ShardlogError):
+    """Creating one more group would pass the ``max_groups`` setting."""
+
+    code = "TooManyGroups"
+
+
 class DirectoryLocked(ShardlogError):
     """Another process holds the data directory."""
 

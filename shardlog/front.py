@@ -250,10 +250,25 @@ class Front:
         raise DiskFull(f"{paths[0]}: {checked[1]} bytes free, under the reserve of {reserve}; "
                        "free space or add a disk")
 
+    def _check_size(self, ops):
+        """Refuse a request carrying more entries or payload bytes than the limits allow."""
+        entries = payload = 0
+        for op, _, arg in ops:
+            if op == "append":
+                entries += len(arg)
+                payload += sum(len(p) for _, p in arg)
+            elif op == "save_user_data" and arg is not None:
+                payload += len(arg)
+        limit_entries, limit_bytes = self.settings["max_request_entries"], self.settings["max_request_bytes"]
+        if entries > limit_entries or payload > limit_bytes:
+            raise TooLarge(f"request of {entries} entries and {payload} payload bytes is over the limits "
+                           f"(max_request_entries {limit_entries}, max_request_bytes {limit_bytes}); split it")
+
     def _write(self, ident, request_id, msg):
         op = msg["op"]
         gid = check_u64(_field(msg, "gid"), "gid")
         arg = normalize_arg(op, write_arg_in(op, _field(msg, WRITE_FIELDS[op])))
+        self._check_size([(op, gid, arg)])
         self._check_space(gid)
         self.store._write(op, gid, arg)
         if msg.get("flush"):
@@ -272,6 +287,7 @@ class Front:
             op, gid, arg = item
             gid = check_u64(gid, "gid")
             ops.append((op, gid, normalize_arg(op, write_arg_in(op, arg))))
+        self._check_size(ops)
         for gid in {gid for _, gid, _ in ops}:
             self._check_space(gid)
         if msg.get("flush"):

@@ -16,7 +16,7 @@ from . import codec
 from .args import Batch, check_entries, check_u64, normalize_arg
 from .disk import Disk
 from .errors import (CorruptedLog, GroupExists, GroupNotFound, InvalidArgument, ShardlogError,
-                     StoreClosed, Timeout)
+                     StoreClosed, Timeout, TooManyGroups)
 from .flusher import ThreadFlusher
 from .group import GroupState, Shadow
 from .lockfile import DirLock
@@ -171,6 +171,9 @@ class Store:
 
     def _place(self, gid):
         """Create group ``gid`` on the least loaded healthy disk."""
+        if len(self._groups) >= self.settings["max_groups"]:
+            raise TooManyGroups(f"cannot create group {gid}: the store holds max_groups = "
+                                f"{self.settings['max_groups']} groups")
         disks = [d for d in self._disks if d.failed is None] or self._disks
         disk = min(disks, key=lambda d: len(d.groups))
         disk.check_writable()

@@ -364,3 +364,24 @@ def test_file_size_limit_makes_a_disk_full_not_failed(start_server, tmp_path):
         assert stat["disks"][0]["full"] and not stat["disks"][0]["failed"]
         assert not stat["disks"][1]["full"]
     assert server.proc.poll() is None
+
+
+def test_request_and_group_limits(start_server):
+    from shardlog import TooManyGroups
+    from shardlog.errors import TooLarge
+
+    server = start_server(None, "--max-request-entries", "10", "--max-request-bytes", "1000",
+                          "--max-groups", "3")
+    with server.client() as client:
+        with pytest.raises(TooLarge, match="max_request_entries 10"):
+            client.group(1).append([((1, i), b"") for i in range(11)])
+        with pytest.raises(TooLarge, match="max_request_bytes 1000"):
+            with client.batch() as b:
+                b.group(1).append([((1, 0), b"x" * 600)])
+                b.group(2).append([((1, 0), b"y" * 600)])
+        for gid in (1, 2, 3):
+            client.group(gid).save_vote((1, 1))
+        with pytest.raises(TooManyGroups, match="max_groups = 3"):
+            client.group(4).save_vote((1, 1))
+        client.group(3).append([((1, i), b"z") for i in range(10)], flush=True)
+        assert client.groups() == [1, 2, 3]
