@@ -1,4 +1,4 @@
-"""Command line: ``python -m shardlog serve | stat | dump | export | import | bench``."""
+"""Command line: ``python -m shardlog serve | stat | dump | export | import | bench | keygen``."""
 
 import argparse
 import json
@@ -47,10 +47,28 @@ def _cmd_serve(args):
     return 0
 
 
-def _cmd_stat(args):
+def _client(args, timeout):
     from .client import Client
 
-    with Client(args.endpoint, timeout=args.timeout) as client:
+    return Client(args.endpoint, timeout=timeout, client_key=args.client_key, server_key=args.server_key)
+
+
+def _add_client_args(parser):
+    parser.add_argument("--endpoint", default=DEFAULTS["bind"], help="server endpoint (default %(default)s)")
+    parser.add_argument("--client-key", help="CurveZMQ: this client's .key_secret file")
+    parser.add_argument("--server-key", help="CurveZMQ: the server's public .key file")
+
+
+def _cmd_keygen(args):
+    from .security import keygen
+
+    public, secret = keygen(args.directory, args.name)
+    print(f"public key: {public}\nsecret key: {secret} (keep it private)")
+    return 0
+
+
+def _cmd_stat(args):
+    with _client(args, args.timeout) as client:
         stat = client.stat(groups=args.groups)
     if args.json:
         print(json.dumps(stat, indent=2, sort_keys=True))
@@ -144,10 +162,8 @@ def _cmd_import(args):
 
 
 def _cmd_bench(args):
-    from .client import Client
-
     payload = b"x" * args.size
-    with Client(args.endpoint, timeout=30) as client:
+    with _client(args, 30) as client:
         groups = [client.group(args.first_group + g) for g in range(args.groups)]
         latencies = []
         start = [g.state().last for g in groups]
@@ -188,6 +204,10 @@ def build_parser():
     serve.add_argument("--bind", default=None, help=f"client endpoint (default {DEFAULTS['bind']})")
     serve.add_argument("--insecure", action="store_const", const=True, default=None,
                        help="allow binding to a non-loopback address without CurveZMQ")
+    serve.add_argument("--curve-secret-key", dest="curve_secret_key", default=None,
+                       help="CurveZMQ: the server's .key_secret file (see `keygen`)")
+    serve.add_argument("--curve-authorized-keys", dest="curve_authorized_keys", default=None,
+                       help="CurveZMQ: directory of the .key files of the clients let in")
     serve.add_argument("--log-level", dest="log_level", default=None, help="DEBUG, INFO, WARNING (default INFO)")
     serve.add_argument("--fault-injection", dest="fault_injection", action="store_const", const=True,
                        default=None, help=argparse.SUPPRESS)
@@ -202,7 +222,7 @@ def build_parser():
     serve.set_defaults(func=_cmd_serve)
 
     stat = sub.add_parser("stat", help="print a running server's figures")
-    stat.add_argument("--endpoint", default=DEFAULTS["bind"], help="server endpoint (default %(default)s)")
+    _add_client_args(stat)
     stat.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default %(default)s)")
     stat.add_argument("--json", action="store_true", help="print JSON for scripts")
     stat.add_argument("--groups", type=int, default=20,
@@ -231,12 +251,17 @@ def build_parser():
     imp.set_defaults(func=_cmd_import)
 
     bench = sub.add_parser("bench", help="durable batched appends against a running server")
-    bench.add_argument("--endpoint", default=DEFAULTS["bind"])
+    _add_client_args(bench)
     bench.add_argument("--groups", type=int, default=1000)
     bench.add_argument("--first-group", type=int, default=1_000_000)
     bench.add_argument("--size", type=int, default=100, help="payload bytes (default %(default)s)")
     bench.add_argument("--seconds", type=float, default=5.0)
     bench.set_defaults(func=_cmd_bench)
+
+    keygen = sub.add_parser("keygen", help="write a CurveZMQ key pair (NAME.key, NAME.key_secret)")
+    keygen.add_argument("directory")
+    keygen.add_argument("--name", default="server", help="file name of the pair (default %(default)s)")
+    keygen.set_defaults(func=_cmd_keygen)
     return ap
 
 

@@ -21,6 +21,7 @@ from . import protocol
 from .args import Batch, normalize_arg
 from .errors import ServerError, StoreClosed, Timeout
 from .protocol import PROTOCOL_VERSION, WRITE_FIELDS
+from .security import client_curve
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:7700"
 
@@ -98,12 +99,16 @@ def _timeout_ms(deadline):
 class Client:
     """A blocking client; ``submit`` lets requests pipeline."""
 
-    def __init__(self, endpoint=DEFAULT_ENDPOINT, timeout=10.0):
+    def __init__(self, endpoint=DEFAULT_ENDPOINT, timeout=10.0, client_key=None, server_key=None):
+        """``client_key`` (this client's ``.key_secret`` file) and ``server_key`` (the
+        server's public ``.key`` file) turn on CurveZMQ."""
         self.endpoint = endpoint
         self.timeout = timeout
         self._ctx = zmq.Context()
         self._ctx.linger = 0
         self._sock = self._ctx.socket(zmq.DEALER)
+        if client_key or server_key:
+            client_curve(self._sock, client_key, server_key)
         self._sock.connect(endpoint)
         self._core = _Core()
         self._replies = {}
@@ -260,12 +265,14 @@ class ClientGroup:
 class AsyncClient:
     """The asyncio client: ``async with AsyncClient(endpoint) as c:``; methods are coroutines."""
 
-    def __init__(self, endpoint=DEFAULT_ENDPOINT, timeout=10.0):
+    def __init__(self, endpoint=DEFAULT_ENDPOINT, timeout=10.0, client_key=None, server_key=None):
         self.endpoint = endpoint
         self.timeout = timeout
         self._ctx = zmq.asyncio.Context()
         self._ctx.linger = 0
         self._sock = self._ctx.socket(zmq.DEALER)
+        if client_key or server_key:
+            client_curve(self._sock, client_key, server_key)
         self._sock.connect(endpoint)
         self._core = _Core()
         self._waiting = {}

@@ -32,6 +32,10 @@ SERVICE_DEFAULTS = {
     "disk_reserve_bytes": 64 * MiB,
     "heartbeat": 0.2,
     "log_level": "INFO",
+    #: CurveZMQ: the server's secret key file and the directory of the public
+    #: key files of the clients it admits (both, or neither).
+    "curve_secret_key": "",
+    "curve_authorized_keys": "",
     #: Allow binding to a non-loopback address without CurveZMQ.
     "insecure": False,
     #: Testing only: lets a file in a data directory make its worker misbehave.

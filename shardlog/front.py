@@ -29,6 +29,7 @@ from .errors import BadRequest, DiskFull, InvalidArgument, ShardlogError, StoreC
 from .errors import VersionMismatch
 from .protocol import PROTOCOL_VERSION, WRITE_FIELDS, write_arg_in
 from .store import Store
+from .security import serve_curve
 from .worker_flusher import pump_all, worker_flusher_factory
 
 log = logging.getLogger("shardlog.front")
@@ -73,9 +74,13 @@ class Front:
     def __init__(self, settings):
         self.settings = settings
         bind = settings["bind"]
-        if not bind.startswith(_LOOPBACK) and not settings["insecure"]:
-            raise InvalidArgument(f"refusing to bind {bind} without CurveZMQ; bind to loopback, "
-                                  "or pass --insecure if the network is trusted")
+        curve = bool(settings["curve_secret_key"])
+        if curve != bool(settings["curve_authorized_keys"]):
+            raise InvalidArgument("CurveZMQ needs both --curve-secret-key and --curve-authorized-keys")
+        if not bind.startswith(_LOOPBACK) and not curve and not settings["insecure"]:
+            raise InvalidArgument(f"refusing to bind {bind} without CurveZMQ; give --curve-secret-key and "
+                                  "--curve-authorized-keys, bind to loopback, or pass --insecure if the "
+                                  "network is trusted")
         data_dirs = [os.path.abspath(d) for d in settings["data_dir"]]
         warn_shared_devices(data_dirs)
         self.ctx = zmq.Context()
@@ -84,6 +89,7 @@ class Front:
         self.router = None
         self.store = None
         self.flushers = []
+        self._auth = None
         self._replies = collections.deque()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -103,6 +109,10 @@ class Front:
                      len(data_dirs), "y" if len(data_dirs) == 1 else "ies",
                      time.perf_counter() - t0, stat["groups"], stat["entries"])
             self.router = self.ctx.socket(zmq.ROUTER)
+            if curve:
+                self._auth = serve_curve(self.ctx, self.router, settings["curve_secret_key"],
+                                         settings["curve_authorized_keys"])
+                log.info("CurveZMQ on: clients must hold a key from %s", settings["curve_authorized_keys"])
             self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
             self.router.maxmsgsize = settings["max_message_size"] + (1 << 20)
             self.router.sndhwm = 10_000
@@ -377,6 +387,8 @@ class Front:
             self.store.close()
         if self.router is not None:
             self.router.close()
+        if self._auth is not None:
+            self._auth.stop()
         self.ctx.term()
         os.close(self._wake_r)
         os.close(self._wake_w)

@@ -385,3 +385,29 @@ def test_request_and_group_limits(start_server):
             client.group(4).save_vote((1, 1))
         client.group(3).append([((1, i), b"z") for i in range(10)], flush=True)
         assert client.groups() == [1, 2, 3]
+
+
+def test_curve_admits_known_keys_only(start_server, tmp_path):
+    from shardlog import Timeout
+    from shardlog.__main__ import main
+
+    keys, allowed, others = tmp_path / "keys", tmp_path / "allowed", tmp_path / "others"
+    assert main(["keygen", str(keys), "--name", "server"]) == 0
+    assert main(["keygen", str(allowed), "--name", "raft-host-1"]) == 0
+    assert main(["keygen", str(others), "--name", "stranger"]) == 0
+    assert main(["keygen", str(keys), "--name", "server"]) == 2, "never overwrites a key"
+    assert oct((keys / "server.key_secret").stat().st_mode & 0o777) == "0o600"
+    server = start_server(None, "--curve-secret-key", str(keys / "server.key_secret"),
+                          "--curve-authorized-keys", str(allowed), ready=False)
+    with Client(server.endpoint, timeout=20, client_key=allowed / "raft-host-1.key_secret",
+                server_key=keys / "server.key") as client:
+        client.group(1).append([((1, 0), b"over curve")], flush=True)
+        assert list(client.group(1).read(0, 5)) == [((1, 0), b"over curve")]
+        # The server is up and serving; others get nothing.
+        with pytest.raises(Timeout):
+            Client(server.endpoint, timeout=1.5)  # no key
+        with pytest.raises(Timeout):
+            Client(server.endpoint, timeout=1.5, client_key=others / "stranger.key_secret",
+                   server_key=keys / "server.key")
+        assert client.groups() == [1]
+    assert "CurveZMQ on" in server.log()
