@@ -79,15 +79,19 @@ def _cmd_stat(args):
     print(f"  front pid {front['pid']}: rss {front['rss'] / 2**20:.1f} MiB, cpu {front['cpu_percent']:.0f}%")
     for disk in stat["disks"]:
         worker, flusher, cache = disk["worker"] or {}, disk["flusher"], disk["cache"]
-        fsyncs = flusher.get("fsyncs", 0)
-        latency = flusher.get("fsync_seconds", 0) / fsyncs * 1e6 if fsyncs else 0
-        print(f"  disk {disk['path']}{'  FAILED: ' + disk['failed'] if disk['failed'] else ''}")
+        flag = "  FAILED: " + disk["failed"] if disk["failed"] else "  FULL: " + disk["full"] if disk["full"] else ""
+        print(f"  disk {disk['path']}{flag}")
         print(f"    {disk['groups']} groups, {disk['chunks']} chunks, {disk['bytes_on_disk']} bytes on disk, "
               f"{disk['unsynced_bytes']} unsynced")
         print(f"    worker pid {worker.get('pid')}: rss {worker.get('rss', 0) / 2**20:.1f} MiB, "
-              f"{fsyncs} fsyncs (mean {latency:.0f} us), {flusher.get('restarts', 0)} restarts")
-        print(f"    cache {cache['items']} items, {cache['bytes']} bytes, hits {cache['hits']}, "
-              f"misses {cache['misses']}")
+              f"cpu {worker.get('cpu_percent', 0):.0f}%, {flusher.get('restarts', 0)} restarts")
+        print(f"    syncs {flusher.get('sync_rounds', 0)} ({flusher.get('sync_rounds_per_s', 0)}/s), "
+              f"p50 {flusher.get('sync_p50_us', '-')} us, p99 {flusher.get('sync_p99_us', '-')} us, "
+              f"{disk['entries_per_sync'] or '-'} entries per sync")
+        looked = cache["hits"] + cache["misses"]
+        print(f"    cache {cache['items']} items, {cache['bytes']} bytes, hit rate "
+              f"{cache['hits'] / looked:.1%}" if looked else f"    cache {cache['items']} items, "
+              f"{cache['bytes']} bytes, no reads yet")
         if disk["pinning_groups"]:
             print(f"    oldest chunk pinned by groups {disk['pinning_groups']}")
     figures = stat.get("group_figures") or []

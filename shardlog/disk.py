@@ -49,6 +49,8 @@ class Disk:
         self.pending_at = recovered.end
         self.seq = 0
         self.done_seq = 0
+        #: Entries appended since open (for entries per fsync).
+        self.appended = 0
         #: ``(offset, seq, callback)`` of flushes waiting for ``synced`` to reach
         #: offset and ``done_seq`` to reach seq.
         self.waiters = deque()
@@ -138,6 +140,7 @@ class Disk:
                 if offset >= size_limit:
                     break
             count = i - first
+            self.appended += count
             chunk.records += count
             chunk.live += count
             self.end = offset
@@ -164,6 +167,7 @@ class Disk:
         index.offsets.append(offset)
         index.sizes.append(size)
         group.payloads[idx] = payload
+        self.appended += 1
         self.end = end = offset + APPEND_OVERHEAD + size
         chunk = self.chunks.open
         chunk.records += 1
@@ -313,7 +317,11 @@ class Disk:
 
     def stat(self):
         pinning = self.chunks.pinning_chunk()
+        flusher = self.flusher.stats()
+        rounds = flusher.get("sync_rounds", 0)
         return {
+            "appended_entries": self.appended,
+            "entries_per_sync": round(self.appended / rounds, 1) if rounds else None,
             "path": self.path,
             "groups": len(self.groups),
             "chunks": len(self.chunks),
@@ -327,7 +335,7 @@ class Disk:
             "pinning_chunk": None if pinning is None else pinning.start,
             "pinning_groups": self.pinning_groups(),
             "cache": self.cache.stat(),
-            "flusher": self.flusher.stats(),
+            "flusher": flusher,
         }
 
     def close(self):

@@ -51,7 +51,7 @@ class ThreadFlusher:
             self._cond.notify()
 
     def stats(self):
-        return dict(self.writer.stats)
+        return self.writer.snapshot()
 
     def help(self):
         """Carry out what waits now, in this thread, unless the flusher is busy."""

@@ -203,7 +203,7 @@ class WorkerFlusher:
             self._set_full(None)
         if kind in ("done", "hb"):
             seq, synced = event[1], event[2]
-            self.worker_stats = event[3]
+            self.worker_stats.update(event[3])
             if seq > self.done_seq or synced > self.synced:
                 self.done_seq = max(seq, self.done_seq)
                 self.synced = max(synced, self.synced)

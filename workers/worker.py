@@ -101,7 +101,7 @@ def run(args):
         full = None
         #: Requests received and not yet carried out (kept while the disk is full).
         waiting = collections.deque()
-        pub.send(pack_event("hb", done_seq, writer.synced, writer.stats, failed, full))
+        pub.send(pack_event("hb", done_seq, writer.synced, writer.snapshot(), failed, full))
         next_beat = time.monotonic() + args.heartbeat
         interval_ms = int(args.heartbeat * 1000)
         stopping = False
@@ -140,7 +140,7 @@ def run(args):
                     done_seq = batch[-1].seq
                     pub.send(pack_event("done", done_seq, synced, writer.stats))
             if now >= next_beat:
-                pub.send(pack_event("hb", done_seq, writer.synced, writer.stats, failed, full))
+                pub.send(pack_event("hb", done_seq, writer.synced, writer.snapshot(), failed, full))
                 next_beat = now + args.heartbeat
                 if not parent_alive(args.parent):
                     log.warning("worker: front %d is gone, exiting", args.parent)

@@ -11,6 +11,7 @@ are on stable storage. Errors propagate: the caller must treat the disk as
 failed, never retry an fsync as if nothing happened.
 """
 
+import collections
 import errno
 import os
 import time
@@ -56,8 +57,11 @@ class ChunkWriter:
         #: End of the last byte written; everything below is durable once synced.
         self.written = 0
         self.synced = 0
-        self.stats = {"batches": 0, "writes": 0, "bytes": 0, "fsyncs": 0,
+        self.stats = {"batches": 0, "writes": 0, "bytes": 0, "fsyncs": 0, "sync_rounds": 0,
                       "fsync_seconds": 0.0, "removed": 0}
+        #: Seconds of the latest sync rounds, for percentiles.
+        self._latencies = collections.deque(maxlen=1024)
+        self._rate_mark = (time.monotonic(), 0)
 
     def _fd(self, chunk):
         fd = self._fds.get(chunk)
@@ -116,7 +120,10 @@ class ChunkWriter:
                 self._dir_dirty = False
         except OSError as exc:
             raise SyncFailed(exc.errno, f"fsync failed: {exc.strerror}") from exc
-        self.stats["fsync_seconds"] += time.perf_counter() - t0
+        elapsed = time.perf_counter() - t0
+        self.stats["fsync_seconds"] += elapsed
+        self.stats["sync_rounds"] += 1
+        self._latencies.append(elapsed)
         self._dirty.clear()
         self.synced = self.written
         # Only the newest file is still being written; keep its descriptor.
@@ -124,6 +131,23 @@ class ChunkWriter:
             newest = max(self._fds)
             for chunk in [c for c in self._fds if c != newest]:
                 os.close(self._fds.pop(chunk))
+
+    def snapshot(self):
+        """The counters, with sync-round latency percentiles and the rate since the last snapshot."""
+        out = dict(self.stats)
+        lat = sorted(self._latencies)
+        if lat:
+            out["sync_p50_us"] = round(lat[len(lat) // 2] * 1e6)
+            out["sync_p99_us"] = round(lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1e6)
+        now = time.monotonic()
+        then, rounds = self._rate_mark
+        if now - then >= 0.5:
+            out["sync_rounds_per_s"] = round((self.stats["sync_rounds"] - rounds) / (now - then), 1)
+            self._rate_mark = (now, self.stats["sync_rounds"])
+            self._last_rate = out["sync_rounds_per_s"]
+        else:
+            out["sync_rounds_per_s"] = getattr(self, "_last_rate", 0.0)
+        return out
 
     def remove(self, chunks):
         for chunk in chunks:
