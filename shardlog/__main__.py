@@ -1,4 +1,4 @@
-"""Command line: ``python -m shardlog serve | stat | dump | export | import | bench | keygen``."""
+"""Command line: ``python -m shardlog serve | stat | top | dump | export | import | bench | keygen``."""
 
 import argparse
 import json
@@ -9,6 +9,7 @@ import time
 
 from .config import DEFAULTS, load
 from .errors import ShardlogError
+from .report import format_stat
 from .settings import RECOVERY_MODES
 
 SETTING_FLAGS = [
@@ -73,37 +74,28 @@ def _cmd_stat(args):
     if args.json:
         print(json.dumps(stat, indent=2, sort_keys=True))
         return 0
-    print(f"server {stat['endpoint']}: {stat['groups']} groups, {stat['entries']} entries, "
-          f"index {stat['index_bytes']} bytes")
-    front = stat["front"]
-    print(f"  front pid {front['pid']}: rss {front['rss'] / 2**20:.1f} MiB, cpu {front['cpu_percent']:.0f}%")
-    for disk in stat["disks"]:
-        worker, flusher, cache = disk["worker"] or {}, disk["flusher"], disk["cache"]
-        flag = "  FAILED: " + disk["failed"] if disk["failed"] else "  FULL: " + disk["full"] if disk["full"] else ""
-        print(f"  disk {disk['path']}{flag}")
-        print(f"    {disk['groups']} groups, {disk['chunks']} chunks, {disk['bytes_on_disk']} bytes on disk, "
-              f"{disk['unsynced_bytes']} unsynced")
-        print(f"    worker pid {worker.get('pid')}: rss {worker.get('rss', 0) / 2**20:.1f} MiB, "
-              f"cpu {worker.get('cpu_percent', 0):.0f}%, {flusher.get('restarts', 0)} restarts")
-        print(f"    syncs {flusher.get('sync_rounds', 0)} ({flusher.get('sync_rounds_per_s', 0)}/s), "
-              f"p50 {flusher.get('sync_p50_us', '-')} us, p99 {flusher.get('sync_p99_us', '-')} us, "
-              f"{disk['entries_per_sync'] or '-'} entries per sync")
-        looked = cache["hits"] + cache["misses"]
-        print(f"    cache {cache['items']} items, {cache['bytes']} bytes, hit rate "
-              f"{cache['hits'] / looked:.1%}" if looked else f"    cache {cache['items']} items, "
-              f"{cache['bytes']} bytes, no reads yet")
-        if disk["pinning_groups"]:
-            print(f"    oldest chunk pinned by groups {disk['pinning_groups']}")
-    figures = stat.get("group_figures") or []
-    if figures:
-        print(f"  groups (the {len(figures)} holding the most entries):")
-        print(f"    {'gid':>10} {'entries':>9} {'first':>9} {'last':>16} {'committed':>16} "
-              f"{'purged':>16} {'cached':>7}")
-        for g in figures:
-            def fmt(v):
-                return "-" if v is None else f"{v[0]}/{v[1]}" if isinstance(v, list) else str(v)
-            print(f"    {g['gid']:>10} {g['entries']:>9} {fmt(g['first']):>9} {fmt(g['last']):>16} "
-                  f"{fmt(g['committed']):>16} {fmt(g['purged']):>16} {g['cached']:>7}")
+    print(format_stat(stat))
+    return 0
+
+
+def _cmd_top(args):
+    with _client(args, args.timeout) as client:
+        previous = None
+        shown = 0
+        try:
+            while args.count == 0 or shown < args.count:
+                stat = client.stat(groups=args.groups)
+                stat["taken_at"] = time.monotonic()
+                screen = format_stat(stat, previous)
+                if sys.stdout.isatty():
+                    sys.stdout.write("\033[H\033[2J")
+                print(time.strftime("%H:%M:%S"), screen, sep="  ", flush=True)
+                previous = stat
+                shown += 1
+                if args.count == 0 or shown < args.count:
+                    time.sleep(args.interval)
+        except KeyboardInterrupt:
+            pass
     return 0
 
 
@@ -232,6 +224,14 @@ def build_parser():
     stat.add_argument("--groups", type=int, default=20,
                       help="per-group figures of this many groups, biggest first (default %(default)s)")
     stat.set_defaults(func=_cmd_stat)
+
+    top = sub.add_parser("top", help="the figures of stat, refreshed live; Ctrl-C to leave")
+    _add_client_args(top)
+    top.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes (default %(default)s)")
+    top.add_argument("--count", type=int, default=0, help="stop after this many screens (default: never)")
+    top.add_argument("--groups", type=int, default=10, help="biggest groups to show (default %(default)s)")
+    top.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the server")
+    top.set_defaults(func=_cmd_top)
 
     dump = sub.add_parser("dump", help="print the records of a data directory (offline, read-only)")
     dump.add_argument("data_dir")

@@ -289,6 +289,9 @@ def test_cli_stat_dump_export_import(start_server, tmp_path):
     assert re.search(r"\n +7 +6 +2 +2/7 +1/2 +1/1 ", out.stdout), out.stdout
     out = cli("stat", "--endpoint", server.endpoint, "--json")
     assert '"groups": 1' in out.stdout
+    out = cli("top", "--endpoint", server.endpoint, "--count", "2", "--interval", "0.1")
+    assert out.returncode == 0 and out.stdout.count("server ipc://") == 2
+    assert "appending" in out.stdout and "entries/s" in out.stdout
     out = cli("dump", str(tmp_path / "data"), "--group", "7")
     assert out.returncode == 0 and "Append(g=7 (2, 7), b'wow')" in out.stdout
     out = cli("export", "--data-dir", str(tmp_path / "data"), "--group", "7", str(tmp_path / "out"))
