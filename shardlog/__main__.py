@@ -205,6 +205,8 @@ def build_parser():
     serve.add_argument("--curve-authorized-keys", dest="curve_authorized_keys", default=None,
                        help="CurveZMQ: directory of the .key files of the clients let in")
     serve.add_argument("--log-level", dest="log_level", default=None, help="DEBUG, INFO, WARNING (default INFO)")
+    serve.add_argument("--metrics-bind", dest="metrics_bind", default=None,
+                       help="serve Prometheus metrics at http://HOST:PORT/metrics (default: off)")
     serve.add_argument("--fault-injection", dest="fault_injection", action="store_const", const=True,
                        default=None, help=argparse.SUPPRESS)
     serve.add_argument("--worker-file-size-limit", dest="worker_file_size_limit", type=int, default=None,

@@ -31,6 +31,8 @@ SERVICE_DEFAULTS = {
     #: Writes are refused with DiskFull when free space falls under this.
     "disk_reserve_bytes": 64 * MiB,
     "heartbeat": 0.2,
+    #: host:port for Prometheus metrics at /metrics ("" = off).
+    "metrics_bind": "",
     "log_level": "INFO",
     #: CurveZMQ: the server's secret key file and the directory of the public
     #: key files of the clients it admits (both, or neither).

@@ -49,8 +49,9 @@ class Disk:
         self.pending_at = recovered.end
         self.seq = 0
         self.done_seq = 0
-        #: Entries appended since open (for entries per fsync).
+        #: Entries and payload bytes appended since open (for entries per fsync, metrics).
         self.appended = 0
+        self.appended_bytes = 0
         #: ``(offset, seq, callback)`` of flushes waiting for ``synced`` to reach
         #: offset and ``done_seq`` to reach seq.
         self.waiters = deque()
@@ -141,6 +142,7 @@ class Disk:
                     break
             count = i - first
             self.appended += count
+            self.appended_bytes += nbytes
             chunk.records += count
             chunk.live += count
             self.end = offset
@@ -168,6 +170,7 @@ class Disk:
         index.sizes.append(size)
         group.payloads[idx] = payload
         self.appended += 1
+        self.appended_bytes += size
         self.end = end = offset + APPEND_OVERHEAD + size
         chunk = self.chunks.open
         chunk.records += 1
@@ -321,6 +324,7 @@ class Disk:
         rounds = flusher.get("sync_rounds", 0)
         return {
             "appended_entries": self.appended,
+            "appended_bytes": self.appended_bytes,
             "entries_per_sync": round(self.appended / rounds, 1) if rounds else None,
             "path": self.path,
             "groups": len(self.groups),

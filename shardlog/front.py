@@ -29,6 +29,7 @@ from .errors import BadRequest, DiskFull, InvalidArgument, ShardlogError, StoreC
 from .errors import VersionMismatch
 from .protocol import PROTOCOL_VERSION, WRITE_FIELDS, write_arg_in
 from .store import Store
+from .metrics import serve_metrics
 from .security import serve_curve
 from .worker_flusher import pump_all, worker_flusher_factory
 
@@ -124,6 +125,9 @@ class Front:
         except BaseException:
             self._close_resources()
             raise
+        self._metrics = None
+        if settings["metrics_bind"]:
+            self._metrics = serve_metrics(settings["metrics_bind"], self.collect_stat)
         self._ops = {op: self._write for op in WRITE_FIELDS}
         self._ops.update(hello=self._hello, flush=self._flush, read=self._read, state=self._state,
                          groups=self._groups, drop_group=self._drop_group, batch=self._batch,
@@ -338,7 +342,11 @@ class Front:
                 "max_read_entries": self.settings["max_read_entries"]}
 
     def _stat(self, ident, request_id, msg):
-        stat = self.store.stat(group_limit=min(check_u64(msg.get("groups", 0), "groups"), 10_000))
+        return self.collect_stat(min(check_u64(msg.get("groups", 0), "groups"), 10_000))
+
+    def collect_stat(self, group_limit=0):
+        """The figures of ``stat`` (also read by the metrics thread)."""
+        stat = self.store.stat(group_limit=group_limit)
         stat["front"] = self._process_stat(os.getpid())
         for disk in stat["disks"]:
             disk["worker"] = self._process_stat(disk["flusher"].get("pid"))
@@ -351,7 +359,7 @@ class Front:
         try:
             proc = self._processes.get(pid)
             if proc is None:
-                proc = self._processes[pid] = psutil.Process(pid)
+                proc = self._processes.setdefault(pid, psutil.Process(pid))
                 proc.cpu_percent(None)
             with proc.oneshot():
                 return {"pid": pid, "rss": proc.memory_info().rss, "cpu_percent": proc.cpu_percent(None),
@@ -383,6 +391,9 @@ class Front:
         log.info("stopped")
 
     def _close_resources(self):
+        if getattr(self, "_metrics", None) is not None:
+            self._metrics.shutdown()
+            self._metrics.server_close()
         if self.store is not None:
             self.store.close()
         if self.router is not None:

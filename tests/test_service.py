@@ -414,3 +414,27 @@ def test_curve_admits_known_keys_only(start_server, tmp_path):
                    server_key=keys / "server.key")
         assert client.groups() == [1]
     assert "CurveZMQ on" in server.log()
+
+
+def test_prometheus_metrics(start_server):
+    import urllib.error
+    import urllib.request
+
+    server = start_server(None, "--metrics-bind", "127.0.0.1:0")
+    with server.client() as client:
+        client.group(1).append([((1, i), b"m" * 10) for i in range(7)], flush=True)
+        list(client.group(1).read(0, 7))
+    port = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", server.log()).group(1)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = response.read().decode()
+    assert "# TYPE shardlog_fsync_seconds histogram" in text
+    assert re.search(r'shardlog_fsync_seconds_bucket\{disk="[^"]+",le="\+Inf"\} [1-9]', text)
+    assert re.search(r'shardlog_appended_entries_total\{disk="[^"]+"\} 7\n', text)
+    assert re.search(r'shardlog_appended_bytes_total\{disk="[^"]+"\} 70\n', text)
+    assert re.search(r'shardlog_unsynced_bytes\{disk="[^"]+"\} \d+', text)
+    assert re.search(r'shardlog_cache_hits_total\{disk="[^"]+"\} 7\n', text)
+    counts = [int(v) for v in re.findall(r'shardlog_fsync_seconds_bucket\{[^}]*\} (\d+)', text)]
+    assert counts == sorted(counts), "buckets are cumulative"
+    with pytest.raises(urllib.error.HTTPError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/other", timeout=10)

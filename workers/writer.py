@@ -11,6 +11,7 @@ are on stable storage. Errors propagate: the caller must treat the disk as
 failed, never retry an fsync as if nothing happened.
 """
 
+import bisect
 import collections
 import errno
 import os
@@ -23,6 +24,10 @@ from shardlog.wire import RemoveRequest
 #: Errors of a write that say the disk (or the process's file size limit) is
 #: full: the bytes were not written, and writing them again later is safe.
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+
+
+#: Upper bounds (seconds) of the sync-round latency histogram; one more bucket holds the rest.
+SYNC_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
 class SyncFailed(OSError):
@@ -58,7 +63,7 @@ class ChunkWriter:
         self.written = 0
         self.synced = 0
         self.stats = {"batches": 0, "writes": 0, "bytes": 0, "fsyncs": 0, "sync_rounds": 0,
-                      "fsync_seconds": 0.0, "removed": 0}
+                      "fsync_seconds": 0.0, "removed": 0, "sync_buckets": [0] * (len(SYNC_BUCKETS) + 1)}
         #: Seconds of the latest sync rounds, for percentiles.
         self._latencies = collections.deque(maxlen=1024)
         self._rate_mark = (time.monotonic(), 0)
@@ -123,6 +128,7 @@ class ChunkWriter:
         elapsed = time.perf_counter() - t0
         self.stats["fsync_seconds"] += elapsed
         self.stats["sync_rounds"] += 1
+        self.stats["sync_buckets"][bisect.bisect_left(SYNC_BUCKETS, elapsed)] += 1
         self._latencies.append(elapsed)
         self._dirty.clear()
         self.synced = self.written
@@ -135,6 +141,7 @@ class ChunkWriter:
     def snapshot(self):
         """The counters, with sync-round latency percentiles and the rate since the last snapshot."""
         out = dict(self.stats)
+        out["sync_buckets"] = list(self.stats["sync_buckets"])
         lat = sorted(self._latencies)
         if lat:
             out["sync_p50_us"] = round(lat[len(lat) // 2] * 1e6)
