@@ -231,6 +231,24 @@ def service_groups(client, groups, rounds, batch):
     return rate, groups * rounds / max(1, fsyncs)
 
 
+def service_groups_sweep(client, counts, rounds):
+    """Per number of groups: durable batched rounds, their latencies and the throughput."""
+    out = {}
+    base = 100_000
+    for n in counts:
+        latencies = []
+        t0 = time.perf_counter()
+        for r in range(rounds):
+            t1 = time.perf_counter()
+            with client.batch(flush=True) as b:
+                for g in range(base, base + n):
+                    b.group(g).append([((1, r), PAYLOAD)])
+            latencies.append(time.perf_counter() - t1)
+        out[n] = {"entries_per_s": n * rounds / (time.perf_counter() - t0), "round": percentiles(latencies)}
+        base += n
+    return out
+
+
 def service_bulk(client, requests, per, depth=8):
     pending = []
     t0 = time.perf_counter()
@@ -249,6 +267,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run)")
     ap.add_argument("--groups", type=int, default=1000)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--report", metavar="DIR",
+                    help="also write DIR/bench.md (tables) and DIR/bench.png (plot; needs matplotlib)")
     args = ap.parse_args()
     n = 300 if args.quick else 2000
     rounds = 5 if args.quick else 30
@@ -269,6 +289,7 @@ def main():
                 r["groups_batch_per_s"], r["groups_batch_per_fsync"] = service_groups(
                     client, args.groups, rounds, batch=True)
                 r["bulk_per_s"] = service_bulk(client, 100 if args.quick else 1000, 100)
+                r["sweep"] = service_groups_sweep(client, [1, 10, 100, 1000], 10 if args.quick else 50)
         finally:
             server.stop()
         emb = embedded_sequential(os.path.join(base, "embedded"), n)
@@ -287,6 +308,85 @@ def main():
         print(json.dumps(r, indent=2))
         return
     report(r, args.groups)
+    if args.report:
+        write_report(r, args.report)
+
+
+def machine():
+    """What the figures came from."""
+    import platform
+
+    import psutil
+
+    cpu = "unknown cpu"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    tmp = os.path.realpath(tempfile.gettempdir())
+    fs = max((p for p in psutil.disk_partitions(all=True) if tmp.startswith(p.mountpoint)),
+             key=lambda p: len(p.mountpoint), default=None)
+    return (f"{platform.platform()}, {cpu}, {psutil.cpu_count()} cores, "
+            f"{psutil.virtual_memory().total / 2**30:.0f} GiB, {fs.fstype if fs else '?'} at "
+            f"{fs.mountpoint if fs else '?'}, Python {platform.python_version()}, "
+            f"{time.strftime('%Y-%m-%d')}")
+
+
+def write_report(r, out_dir):
+    os.makedirs(out_dir, exist_ok=True)
+    us = 1e6
+    rows = ["| workload | median | p90 | p99 | max |", "|---|---|---|---|---|"]
+    for name, key in [("raw write+fdatasync", "raw_fsync"), ("ZeroMQ round trip, 2 processes", "zmq_rtt"),
+                      ("service: 1 x 100 B append, durable reply", "service_durable_append"),
+                      ("embedded Store: same", "embedded_durable_append"),
+                      ("sqlite3 WAL FULL: insert", "sqlite_durable_insert")]:
+        p = r[key]
+        rows.append(f"| {name} | {p['median'] * us:.0f} us | {p['p90'] * us:.0f} us | {p['p99'] * us:.0f} us "
+                    f"| {p['max'] * us:.0f} us |")
+    sweep = ["| groups per batch | durable entries/s | round median | p90 | p99 | max |",
+             "|---|---|---|---|---|---|"]
+    for n, v in r["sweep"].items():
+        p = v["round"]
+        sweep.append(f"| {n} | {v['entries_per_s']:,.0f} | {p['median'] * 1e3:.2f} ms | {p['p90'] * 1e3:.2f} ms "
+                     f"| {p['p99'] * 1e3:.2f} ms | {p['max'] * 1e3:.2f} ms |")
+    text = "\n".join([
+        "# Benchmark results", "",
+        f"Machine: {machine()}.", "",
+        "Made by `.venv/bin/python scripts/bench.py --report docs` (all figures from one run; the machine is "
+        "shared and noisy, so read them as ratios against the floors measured beside them).", "",
+        "## Latency of one durable write", "", *rows, "",
+        "## Throughput", "",
+        f"- one group, 32 durable appends in flight: {r['pipelined32_per_s']:,.0f}/s",
+        f"- 1000 groups, separate requests + flush: {r['groups_separate_per_s']:,.0f} durable entries/s",
+        f"- 1000 groups, one batch with flush: {r['groups_batch_per_s']:,.0f} durable entries/s "
+        f"({r['groups_batch_per_fsync']:.0f} entries per fsync); sqlite3, 1000 rows per transaction: "
+        f"{r['sqlite_groups_per_s']:,.0f} rows/s",
+        f"- bulk, 100 x 100 B per request, pipelined: {r['bulk_per_s']:,.0f} entries/s", "",
+        "## Against the number of groups (one batch with flush per round)", "", *sweep, "",
+        "![throughput and latency against the number of groups](bench.png)", ""])
+    with open(os.path.join(out_dir, "bench.md"), "w") as f:
+        f.write(text)
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed (pip install -e '.[bench]'): no plot")
+        return
+    counts = list(r["sweep"])
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    a.plot(counts, [r["sweep"][n]["entries_per_s"] for n in counts], marker="o")
+    a.set(xscale="log", yscale="log", xlabel="groups per batch", ylabel="durable entries/s",
+          title="throughput")
+    for q in ("median", "p99"):
+        b.plot(counts, [r["sweep"][n]["round"][q] * 1e3 for n in counts], marker="o", label=q)
+    b.set(xscale="log", yscale="log", xlabel="groups per batch", ylabel="ms per durable round",
+          title="latency")
+    b.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_dir, "bench.png"), dpi=100)
+    print(f"wrote {out_dir}/bench.md and {out_dir}/bench.png")
 
 
 def report(r, groups):
