@@ -13,11 +13,8 @@ import argparse
 import json
 import multiprocessing
 import os
-import re
 import shutil
-import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +26,7 @@ import zmq  # noqa: E402
 
 from shardlog import Store  # noqa: E402
 from shardlog.client import Client  # noqa: E402
+from shardlog.process import ServerProcess  # noqa: E402
 
 PAYLOAD = b"x" * 100
 
@@ -159,36 +157,6 @@ def embedded_sequential(path, n):
 # ------------------------------------------------------------ the service
 
 
-class Server:
-    def __init__(self, base):
-        self.log = open(os.path.join(base, "serve.log"), "wb")
-        env = dict(os.environ, PYTHONPATH=ROOT)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "shardlog", "serve", "--data-dir", os.path.join(base, "data"),
-             "--bind", "tcp://127.0.0.1:0"],
-            stdout=self.log, stderr=subprocess.STDOUT, env=env)
-        self.endpoint = None
-
-    def start(self):
-        # Bound to port 0: the real endpoint is in the startup log line.
-        deadline = time.monotonic() + 30
-        while self.endpoint is None and time.monotonic() < deadline:
-            with open(self.log.name, "rb") as f:
-                m = re.search(rb"serving on (tcp://[0-9.:]+)", f.read())
-            if m:
-                self.endpoint = m.group(1).decode()
-            else:
-                time.sleep(0.05)
-        if self.endpoint is None:
-            raise RuntimeError("server did not start")
-        return self
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(60)
-        self.log.close()
-
-
 def service_sequential(client, n):
     g = client.group(1)
     out = []
@@ -279,7 +247,9 @@ def main():
             os.makedirs(os.path.join(base, name))
         raw = raw_fsync_latencies(os.path.join(base, "raw"), n)
         rtt = zmq_round_trips(n)
-        server = Server(base).start()
+        server = ServerProcess([os.path.join(base, "data")], "tcp://127.0.0.1:0",
+                               os.path.join(base, "serve.log"))
+        server.wait_ready()
         try:
             with Client(server.endpoint, timeout=60) as client:
                 seq = service_sequential(client, n)

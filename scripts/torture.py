@@ -25,7 +25,6 @@ import os
 import random
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -34,12 +33,11 @@ import time
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
 
-import psutil  # noqa: E402
-
 from shardlog.client import Client  # noqa: E402
 from shardlog.errors import ShardlogError, StoreClosed, Timeout  # noqa: E402
 from shardlog.model import ModelGroup, records_of  # noqa: E402
 from shardlog.naming import list_chunks  # noqa: E402
+from shardlog.process import ServerProcess  # noqa: E402
 from shardlog.types import LogState  # noqa: E402
 from shardlog.worker_flusher import SYNC_TRACE_FILE  # noqa: E402
 
@@ -69,55 +67,6 @@ class GroupLog:
                 model.apply(*self.records[k])
 
 
-class Server:
-    def __init__(self, work, dirs, sock):
-        self.log = open(os.path.join(work, "serve.log"), "ab")
-        env = dict(os.environ, PYTHONPATH=ROOT)
-        cmd = [sys.executable, "-m", "shardlog", "serve", "--bind", sock, "--fault-injection",
-               "--disk-reserve-bytes", "0", "--chunk-max-size", "65536", "--heartbeat", "0.1",
-               "--write-buffer-size", "2048"]
-        for d in dirs:
-            cmd += ["--data-dir", d]
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env,
-                                     stdin=subprocess.DEVNULL)
-        self.endpoint = sock
-
-    def wait_ready(self, timeout=30):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}; see serve.log")
-            try:
-                with Client(self.endpoint, timeout=0.5) as c:
-                    return c.stat()
-            except ShardlogError:
-                time.sleep(0.05)
-        raise RuntimeError("server did not start; see serve.log")
-
-    def workers(self):
-        try:
-            return [p.pid for p in psutil.Process(self.proc.pid).children()]
-        except psutil.NoSuchProcess:
-            return []
-
-    def kill(self, workers):
-        for pid in workers:
-            _kill(pid)
-        self.proc.kill()
-        self.proc.wait()
-        self.log.close()
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            code = self.proc.wait()
-        self.log.close()
-        return code
-
-
 def _kill(pid):
     try:
         os.kill(pid, signal.SIGKILL)
@@ -125,15 +74,12 @@ def _kill(pid):
         pass
 
 
-def _wait_gone(pids, timeout=10):
-    deadline = time.monotonic() + timeout
-    for pid in pids:
-        try:
-            psutil.Process(pid).wait(max(0.1, deadline - time.monotonic()))
-        except psutil.NoSuchProcess:
-            pass
-        except psutil.TimeoutExpired:
-            _kill(pid)
+def start_server(work, dirs, sock):
+    server = ServerProcess(dirs, sock, os.path.join(work, "serve.log"),
+                           ["--fault-injection", "--disk-reserve-bytes", "0", "--chunk-max-size", "65536",
+                            "--heartbeat", "0.1", "--write-buffer-size", "2048"])
+    server.wait_ready()
+    return server
 
 
 def client_loop(endpoint, gids, logs, rng, stop, counters, failures):
@@ -292,9 +238,8 @@ def run(args):
     logs = {gid: GroupLog(LogState(), []) for gid in range(args.groups)}
     totals = {"cycles": 0, "ops": 0, "durable": 0, "checked": 0, "kills": {}, "damage": {}}
     started = time.monotonic()
-    server = Server(work, dirs, sock)
+    server = start_server(work, dirs, sock)
     try:
-        server.wait_ready()
         for cycle in range(args.cycles):
             if args.duration and time.monotonic() - started > args.duration:
                 break
@@ -311,25 +256,23 @@ def run(args):
             for t in threads:
                 t.start()
             time.sleep(rng.uniform(0.05, args.max_load))
-            workers = server.workers()
+            workers = server.worker_pids()
             victim = rng.choice(["front", "worker", "both"])
             if victim == "worker" and workers:
                 _kill(rng.choice(workers))
                 time.sleep(rng.uniform(0.05, 0.4))  # the service carries on meanwhile
-                workers = server.workers()
+                workers = server.worker_pids()
             if victim == "both":
                 for pid in workers:
                     _kill(pid)
-            server.kill([])
-            _wait_gone(workers)
+            server.kill()  # waits for the workers to go too
             stop.set()
             for t in threads:
                 t.join(30)
             if failures:
                 raise failures[0]
             damage = [power_loss(rng, d) for d in dirs]
-            server = Server(work, dirs, sock)
-            server.wait_ready()
+            server = start_server(work, dirs, sock)
             check(sock, logs)
             totals["cycles"] += 1
             totals["ops"] += counters["ops"]
