@@ -200,7 +200,9 @@ class Store:
         start(callback)
         if self.pump is None:
             for disk in self._disks:
-                disk.flusher.help()
+                help_flush = getattr(disk.flusher, "help", None)  # a flusher a caller may help
+                if help_flush is not None:
+                    help_flush()
             if not done.wait(timeout):
                 raise Timeout(f"not durable after {timeout} s")
         else:
