@@ -246,23 +246,34 @@ class Front:
 
     # ------------------------------------------------------------ operations
 
-    def _check_space(self, gid):
-        """DiskFull before the disk really is: free space under the reserve refuses writes."""
+    def _check_space(self, gids):
+        """DiskFull before the disk really is: free space under the reserve refuses writes.
+
+        A group's own disk must have room; a new group needs one disk with room.
+        Each disk is looked at once per request, and at most every 0.1 s.
+        """
         reserve = self.settings["disk_reserve_bytes"]
         if not reserve:
             return
-        group = self.store._groups.get(gid)
-        paths = [group.disk.path] if group is not None else [d.path for d in self.store._disks]
+        groups = self.store._groups
+        homes = {groups[gid].disk.path for gid in gids if gid in groups}
+        for path in homes:
+            free = self._free_bytes(path)
+            if free < reserve:
+                raise DiskFull(f"{path}: {free} bytes free, under the reserve of {reserve}; "
+                               "free space or add a disk")
+        if any(gid not in groups for gid in gids):
+            free = {d.path: self._free_bytes(d.path) for d in self.store._disks}
+            if all(f < reserve for f in free.values()):
+                raise DiskFull(f"every disk is under the reserve of {reserve} free bytes ({free}); "
+                               "free space or add a disk")
+
+    def _free_bytes(self, path):
         now = time.monotonic()
-        for path in paths:
-            checked = self._free_checked.get(path)
-            if checked is None or now - checked[0] > 0.1:
-                checked = (now, psutil.disk_usage(path).free)
-                self._free_checked[path] = checked
-            if checked[1] >= reserve:
-                return
-        raise DiskFull(f"{paths[0]}: {checked[1]} bytes free, under the reserve of {reserve}; "
-                       "free space or add a disk")
+        checked = self._free_checked.get(path)
+        if checked is None or now - checked[0] > 0.1:
+            checked = self._free_checked[path] = (now, psutil.disk_usage(path).free)
+        return checked[1]
 
     def _check_size(self, ops):
         """Refuse a request carrying more entries or payload bytes than the limits allow."""
@@ -283,7 +294,7 @@ class Front:
         gid = check_u64(_field(msg, "gid"), "gid")
         arg = normalize_arg(op, write_arg_in(op, _field(msg, WRITE_FIELDS[op])))
         self._check_size([(op, gid, arg)])
-        self._check_space(gid)
+        self._check_space((gid,))
         self.store._write(op, gid, arg)
         if msg.get("flush"):
             self.store.group(gid).flush(callback=self._reply_later(ident, request_id))
@@ -302,8 +313,7 @@ class Front:
             gid = check_u64(gid, "gid")
             ops.append((op, gid, normalize_arg(op, write_arg_in(op, arg))))
         self._check_size(ops)
-        for gid in {gid for _, gid, _ in ops}:
-            self._check_space(gid)
+        self._check_space({gid for _, gid, _ in ops})
         if msg.get("flush"):
             self.store.apply_batch(ops, flush=True, callback=self._reply_later(ident, request_id))
             return _LATER
