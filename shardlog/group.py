@@ -159,7 +159,7 @@ class Shadow:
         return self._base.term_at(index)
 
     def expected_next(self):
-        return None  # only the real index can tell; the real write checks it again
+        return None  # only the real index can tell; the batch's append checks it there
 
     check_vote = GroupState.check_vote
     check_append = GroupState.check_append

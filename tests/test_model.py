@@ -119,6 +119,56 @@ class StoreVsModel(RuleBasedStateMachine):
                 raise AssertionError("dropped a group that does not exist")
         self.check(gid)
 
+    @rule(data=st.data())
+    def batch(self, data):
+        """Writes for several groups as one batch: all applied, or none when any fails."""
+        ops = []
+        shadow = {gid: (m.copy() if m else None) for gid, m in self.model.items()}
+        for _ in range(data.draw(st.integers(1, 5))):
+            gid = data.draw(GIDS)
+            model = shadow.get(gid) or ModelGroup()
+            kind = data.draw(st.sampled_from(["append", "commit", "truncate", "purge", "save_vote"]))
+            last = model.last
+            if kind == "append":
+                term, first = (1, 0) if last is None else (last[0], last[1] + 1)
+                arg = [((term, first + k), b"b%d" % k) for k in range(data.draw(st.integers(1, 3)))]
+                if data.draw(st.integers(0, 6)) == 0:
+                    arg = [((0, 0), b"reversal")]
+            elif kind == "truncate":
+                arg = data.draw(st.integers(0, (last[1] + 2) if last else 1))
+            elif kind == "purge":
+                entries = model.read()
+                arg = entries[0][0] if entries and data.draw(st.booleans()) else (0, 0)
+            elif kind == "commit":
+                arg = data.draw(st.tuples(st.integers(0, 3), st.integers(0, 20)))
+            else:
+                arg = data.draw(st.tuples(st.integers(0, 3), st.integers(0, 3)))
+            ops.append((kind, gid, arg))
+            shadow[gid] = model
+        # The model applies them in order; the first failure means nothing is applied.
+        trial = {gid: (m.copy() if m else ModelGroup()) for gid, m in self.model.items()}
+        expected = None
+        try:
+            for kind, gid, arg in ops:
+                trial.setdefault(gid, ModelGroup()).apply(kind, arg)
+        except Exception as exc:
+            expected = type(exc)
+        try:
+            with self.store.batch() as b:
+                for kind, gid, arg in ops:
+                    getattr(b.group(gid), kind)(arg)
+            got = None
+        except Exception as exc:
+            got = type(exc)
+            if expected is None:
+                raise
+        assert got == expected, f"batch {ops}: store {got}, model {expected}"
+        if expected is None:
+            for kind, gid, arg in ops:
+                self.model[gid] = trial[gid]
+        for gid in {gid for _, gid, _ in ops}:
+            self.check(gid)
+
     @rule(gid=GIDS)
     def flush(self, gid):
         self.store.group(gid).flush()
