@@ -19,6 +19,15 @@ GIDS = st.integers(0, 5)
 SETTINGS = dict(chunk_max_records=7, chunk_max_size=600, cache_max_items=4, cache_max_bytes=64)
 
 
+def outcome(call):
+    """The exception ``call()`` raises, or None."""
+    try:
+        call()
+    except Exception as exc:
+        return exc
+    return None
+
+
 def _next(log_id):
     return 0 if log_id is None else log_id[1] + 1
 
@@ -38,19 +47,9 @@ class StoreVsModel(RuleBasedStateMachine):
     def both(self, gid, op, *args):
         """Run ``op`` on the model and on the store; they must agree on the outcome."""
         model = self.model.get(gid) or ModelGroup()
-        try:
-            getattr(model, op)(*args)
-            expected = None
-        except Exception as exc:
-            expected = type(exc)
-        try:
-            getattr(self.store.group(gid), op)(*args)
-            got = None
-        except Exception as exc:
-            got = type(exc)
-            if expected is None:
-                raise
-        assert got == expected, f"{op}{args}: store {got}, model {expected}"
+        expected = outcome(lambda: getattr(model, op)(*args))
+        got = outcome(lambda: getattr(self.store.group(gid), op)(*args))
+        assert type(got) is type(expected), f"{op}{args}: store {got!r}, model {expected!r}"
         if expected is None and gid not in self.model:
             self.model[gid] = model
         self.check(gid)
@@ -147,22 +146,18 @@ class StoreVsModel(RuleBasedStateMachine):
             shadow[gid] = model
         # The model applies them in order; the first failure means nothing is applied.
         trial = {gid: (m.copy() if m else ModelGroup()) for gid, m in self.model.items()}
-        expected = None
-        try:
+
+        def in_model():
             for kind, gid, arg in ops:
                 trial.setdefault(gid, ModelGroup()).apply(kind, arg)
-        except Exception as exc:
-            expected = type(exc)
-        try:
+
+        def in_store():
             with self.store.batch() as b:
                 for kind, gid, arg in ops:
                     getattr(b.group(gid), kind)(arg)
-            got = None
-        except Exception as exc:
-            got = type(exc)
-            if expected is None:
-                raise
-        assert got == expected, f"batch {ops}: store {got}, model {expected}"
+
+        expected, got = outcome(in_model), outcome(in_store)
+        assert type(got) is type(expected), f"batch {ops}: store {got!r}, model {expected!r}"
         if expected is None:
             for kind, gid, arg in ops:
                 self.model[gid] = trial[gid]
