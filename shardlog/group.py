@@ -53,8 +53,8 @@ class GroupState:
                 if log_id[1] != last[1] + 1:
                     raise LogIdNonConsecutive(last, log_id)
             last = log_id
-        expected = self.index.expected_next()
-        if entries and expected is not None and entries[0][0][1] != expected:
+        expected = self.index.expected_next() if entries else None
+        if expected is not None and entries[0][0][1] != expected:
             # Only a state that disagrees with the entries (never written by
             # this API) gets here; refuse rather than misfile entries.
             raise LogIdNonConsecutive(self.last, entries[0][0])

@@ -37,7 +37,8 @@ class EntryIndex:
 
     def expected_next(self):
         """The index the next append must have, or None when empty (any is fine)."""
-        return self.first + len(self.terms) - self.head if len(self.terms) > self.head else None
+        n = len(self.terms) - self.head
+        return self.first + n if n else None
 
     def start_at(self, index):
         """Make an empty index start at ``index`` (the first append of a group)."""

@@ -13,7 +13,7 @@ import threading
 import time
 
 from . import codec
-from .args import Batch, check_entries, check_u64, normalize_arg
+from .args import WRITE_OPS, Batch, check_entries, check_u64, normalize_arg
 from .disk import Disk
 from .errors import (CorruptedLog, GroupExists, GroupNotFound, InvalidArgument, LogIdNonConsecutive,
                      ShardlogError, StoreClosed, Timeout, TooManyGroups)
@@ -40,6 +40,7 @@ class Store:
         for disk in disks:
             self._groups.update(disk.groups)
         self._closed = False
+        self._ops = {op: getattr(self, "_do_" + op) for op in WRITE_OPS}
         #: Set by an owner whose flushers report only when driven (the front's
         #: worker flushers): ``pump(timeout)`` handles their events while a
         #: caller blocks. None for flushers with threads of their own.
@@ -249,9 +250,11 @@ class Store:
     def _write(self, op, gid, arg):
         """Check and carry out one write (``arg`` already normalized)."""
         with self._lock:
-            self._check_open()
-            disk = getattr(self, "_do_" + op)(gid, self._checker(gid), arg)
-        self._throttle(disk)
+            if self._closed:
+                raise StoreClosed("the store is closed")
+            disk = self._ops[op](gid, self._checker(gid), arg)
+        if disk is not None and disk.end - disk.synced > self.settings["max_unsynced_bytes"]:
+            self._throttle(disk)
 
     def _checker(self, gid):
         """The group to check a write against: the real one, or an empty detached one."""
@@ -358,7 +361,7 @@ class Store:
                     _check_only(self._checker(gid), op, arg)
             disks = set()
             for op, gid, arg in ops:
-                disk = getattr(self, "_do_" + op)(gid, self._checker(gid), arg, check=False)
+                disk = self._ops[op](gid, self._checker(gid), arg, check=False)
                 if disk is not None:
                     disks.add(disk)
         for disk in disks:
@@ -536,7 +539,7 @@ class Group:
 
     def append(self, entries, flush=False):
         """Append ``[((term, index), payload), ...]``, checked as one batch."""
-        self._store._write("append", self.gid, normalize_arg("append", entries))
+        self._store._write("append", self.gid, check_entries(entries))
         if flush:
             self.flush()
 
