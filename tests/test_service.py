@@ -157,7 +157,8 @@ def test_workers_exit_when_the_front_is_killed(start_server):
     assert gone, "workers outlived their front by more than 2 s"
 
 
-def test_sigterm_flushes_and_exits_0_and_restart_recovers(start_server, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_flushes_and_exits_0_and_restart_recovers(start_server, tmp_path, sig):
     server = start_server()
     with server.client() as client:
         g = client.group(5)
@@ -165,7 +166,7 @@ def test_sigterm_flushes_and_exits_0_and_restart_recovers(start_server, tmp_path
         g.append([((2, i), b"v%d" % i) for i in range(100)])  # not flushed by the client
         g.commit((2, 50))
         state, entries = g.state(), list(g.read(0, 1000))
-    assert server.stop(signal.SIGTERM) == 0
+    assert server.stop(sig) == 0
     assert "shutting down" in server.log()
     server = start_server()
     with server.client() as client:
