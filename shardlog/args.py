@@ -88,8 +88,10 @@ class Batch:
     nothing is submitted.
     """
 
-    def __init__(self, submit):
+    def __init__(self, submit, normalize=normalize_arg):
         self._submit = submit
+        #: How an op's argument is checked and stored (a client stores the wire form).
+        self.normalize = normalize
         self.ops = []
         self.result = None
 
@@ -112,7 +114,7 @@ class _BatchGroup:
         self.gid = gid
 
     def _add(self, op, arg):
-        self._batch.ops.append((op, self.gid, normalize_arg(op, arg)))
+        self._batch.ops.append((op, self.gid, self._batch.normalize(op, arg)))
         return self
 
     def save_vote(self, vote):

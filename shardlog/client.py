@@ -18,7 +18,7 @@ import zmq
 import zmq.asyncio
 
 from . import protocol
-from .args import Batch, normalize_arg
+from .args import Batch
 from .errors import ServerError, StoreClosed, Timeout
 from .protocol import PROTOCOL_VERSION, WRITE_FIELDS
 from .security import client_curve
@@ -31,8 +31,7 @@ DEFAULT_ENDPOINT = "tcp://127.0.0.1:7700"
 
 def _write(op, gid, arg, flush):
     """A write op; arguments are checked here too, so bad ones never leave the process."""
-    arg = normalize_arg(op, arg)
-    yield op, {"gid": gid, WRITE_FIELDS[op]: protocol.write_arg_out(op, arg), "flush": bool(flush)}
+    yield op, {"gid": gid, WRITE_FIELDS[op]: protocol.write_arg_to_wire(op, arg), "flush": bool(flush)}
 
 
 def _read(gid, start, end):
@@ -54,8 +53,8 @@ def _flush(gid=None):
 
 
 def _batch(ops, flush):
-    yield "batch", {"ops": [[op, gid, protocol.write_arg_out(op, arg)] for op, gid, arg in ops],
-                    "flush": bool(flush)}
+    """``ops`` as recorded by a client's Batch: arguments already checked, in wire form."""
+    yield "batch", {"ops": [[op, gid, arg] for op, gid, arg in ops], "flush": bool(flush)}
 
 
 def _single(op, **fields):
@@ -199,7 +198,7 @@ class Client:
         return self._drive(_single("stat", groups=groups))
 
     def batch(self, flush=False, timeout=None):
-        return Batch(lambda ops: self._drive(_batch(ops, flush), timeout))
+        return Batch(lambda ops: self._drive(_batch(ops, flush), timeout), protocol.write_arg_to_wire)
 
 
 class _Pending:
@@ -359,7 +358,7 @@ class AsyncClient:
         return await self._drive(_single("stat", groups=groups))
 
     def batch(self, flush=False, timeout=None):
-        return _AsyncBatch(lambda ops: self._drive(_batch(ops, flush), timeout))
+        return _AsyncBatch(lambda ops: self._drive(_batch(ops, flush), timeout), protocol.write_arg_to_wire)
 
 
 class _AsyncBatch(Batch):

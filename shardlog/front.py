@@ -23,7 +23,7 @@ import psutil
 import zmq
 
 from . import protocol
-from .args import check_u64, normalize_arg
+from .args import check_u64
 from .config import engine_settings
 from .errors import BadRequest, DiskFull, InvalidArgument, ShardlogError, StoreClosed, TooLarge, UnknownOp
 from .errors import VersionMismatch
@@ -292,7 +292,7 @@ class Front:
     def _write(self, ident, request_id, msg):
         op = msg["op"]
         gid = check_u64(_field(msg, "gid"), "gid")
-        arg = normalize_arg(op, write_arg_in(op, _field(msg, WRITE_FIELDS[op])))
+        arg = write_arg_in(op, _field(msg, WRITE_FIELDS[op]))
         self._check_size([(op, gid, arg)])
         self._check_space((gid,))
         self.store._write(op, gid, arg)
@@ -311,7 +311,7 @@ class Front:
                 raise BadRequest(f"each batch op must be [write op, gid, arg], not {item!r:.100}")
             op, gid, arg = item
             gid = check_u64(gid, "gid")
-            ops.append((op, gid, normalize_arg(op, write_arg_in(op, arg))))
+            ops.append((op, gid, write_arg_in(op, arg)))
         self._check_size(ops)
         self._check_space({gid for _, gid, _ in ops})
         if msg.get("flush"):

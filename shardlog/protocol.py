@@ -7,8 +7,9 @@ a LogState as a 5-element array ``[vote, last, committed, purged, user_data]``.
 
 import msgpack
 
+from .args import check_entries, normalize_arg
 from .errors import BadRequest, ServerError, ShardlogError, error_classes
-from .types import LogState
+from .types import U64_MAX, LogState
 
 #: Major version of the protocol; a request carrying another one is refused.
 PROTOCOL_VERSION = 1
@@ -82,24 +83,36 @@ def entries_out(entries):
 
 
 def entries_in(wire):
-    """``[((term, index), payload)]`` from ``[[term, index, payload], ...]`` (checked later)."""
+    """``[((term, index), payload)]`` from ``[[term, index, payload], ...]``, checked in the same pass."""
     if not isinstance(wire, list):
         raise BadRequest("entries must be an array of [term, index, payload]")
     out = []
+    append = out.append
     for e in wire:
-        if not isinstance(e, list) or len(e) != 3:
+        if type(e) is not list or len(e) != 3:
             raise BadRequest("each entry must be [term, index, payload]")
-        out.append(((e[0], e[1]), e[2]))
+        term, index, payload = e
+        if (type(term) is not int or type(index) is not int or not 0 <= term <= U64_MAX
+                or not 0 <= index <= U64_MAX or type(payload) is not bytes):
+            raise BadRequest(f"an entry must be [u64 term, u64 index, bin payload], not {e!r:.80}")
+        append(((term, index), payload))
     return out
 
 
 def write_arg_in(op, value):
-    """The argument of a write op as the engine takes it."""
+    """The argument of a write op off the wire, checked and normalized as the engine takes it."""
     if op == "append":
         return entries_in(value)
-    if op in ("save_vote", "purge", "commit"):
-        return tuple(value) if isinstance(value, list) else value
-    return value
+    if op in ("save_vote", "purge", "commit") and isinstance(value, list):
+        value = tuple(value)
+    return normalize_arg(op, value)
+
+
+def write_arg_to_wire(op, value):
+    """A write op's argument, checked, in its wire form (what a client sends)."""
+    if op != "append":
+        return write_arg_out(op, normalize_arg(op, value))
+    return [[log_id[0], log_id[1], payload] for log_id, payload in check_entries(value)]
 
 
 def write_arg_out(op, value):
