@@ -103,17 +103,21 @@ def run(args):
         waiting = collections.deque()
         pub.send(pack_event("hb", done_seq, writer.synced, writer.snapshot(), failed, full))
         next_beat = time.monotonic() + args.heartbeat
-        interval_ms = int(args.heartbeat * 1000)
+        pull.rcvtimeo = int(args.heartbeat * 1000)
         stopping = False
         while not stopping:
-            if pull.poll(interval_ms):
+            try:
+                frames = pull.recv_multipart()  # waits at most a heartbeat (RCVTIMEO)
+            except zmq.Again:
+                frames = None
+            while frames is not None:
                 # Take every request already waiting: one batch, one fsync.
-                while pull.getsockopt(zmq.EVENTS) & zmq.POLLIN:
-                    req = unpack_request(pull.recv_multipart())
-                    if req is None:
-                        stopping = True
-                        break
-                    waiting.append(req)
+                req = unpack_request(frames)
+                if req is None:
+                    stopping = True
+                    break
+                waiting.append(req)
+                frames = pull.recv_multipart() if pull.getsockopt(zmq.EVENTS) & zmq.POLLIN else None
             now = time.monotonic()
             retry = full is not None and now >= next_beat
             if waiting and failed is None and (full is None or retry):
