@@ -64,6 +64,8 @@ def render(stat):
         ("shardlog_disk_full", "gauge", "1 while the disk is full.", lambda d: int(bool(d["full"]))),
         ("shardlog_worker_restarts_total", "counter", "Flush worker restarts.",
          lambda d: d["flusher"].get("restarts", 0)),
+        ("shardlog_worker_heartbeat_age_seconds", "gauge", "Seconds since the worker's last heartbeat.",
+         lambda d: d["flusher"].get("heartbeat_age") or 0),
     ]
     for name, kind, text, value in series:
         family(name, kind, text)

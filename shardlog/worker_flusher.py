@@ -68,6 +68,7 @@ class WorkerFlusher:
         self._outbox = collections.deque()
         self._generation = 0
         self._started = False
+        self._stuck_reported = False
         self._start_worker()
         deadline = time.monotonic() + start_timeout
         while not self._started:
@@ -125,11 +126,23 @@ class WorkerFlusher:
         while sub.getsockopt(zmq.EVENTS) & zmq.POLLIN:
             self._handle_event(sub.recv())
 
+    #: Seconds without a heartbeat after which the worker is reported as stuck.
+    stuck_after = 5.0
+
     def tick(self):
-        """Periodic duties: resend what waits, restart a dead worker."""
+        """Periodic duties: resend what waits, restart a dead worker, report a stuck one."""
         self._send_outbox()
         code = self.proc.poll()
         if code is None:
+            silent = time.monotonic() - (self.last_heartbeat or time.monotonic())
+            if silent > self.stuck_after and not self._stuck_reported:
+                # Alive but silent: most likely inside an fsync that does not return.
+                # Killing it would not unstick the disk; say so and keep waiting.
+                log.error("%s: flush worker (pid %d) silent for %.0f s: the disk may be hung",
+                          self.data_dir, self.proc.pid, silent)
+                self._stuck_reported = True
+            elif silent <= self.stuck_after:
+                self._stuck_reported = False
             return
         log.warning("%s: flush worker (pid %d) died with exit code %s; restarting and "
                     "resending %d requests not yet durable", self.data_dir, self.proc.pid, code,

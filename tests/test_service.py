@@ -439,3 +439,18 @@ def test_prometheus_metrics(start_server):
     assert counts == sorted(counts), "buckets are cumulative"
     with pytest.raises(urllib.error.HTTPError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/other", timeout=10)
+
+
+def test_a_silent_worker_is_reported_and_the_service_carries_on(start_server):
+    server = start_server(None, "--heartbeat", "0.1")
+    worker = server.workers[0]
+    with server.client() as client:
+        client.group(1).append([((1, 0), b"x")], flush=True)
+        os.kill(worker, signal.SIGSTOP)  # a worker stuck (as in an fsync that never returns)
+        try:
+            assert poll_for(lambda: "silent for" in server.log(), 15), server.log()
+            assert client.stat()["disks"][0]["flusher"]["heartbeat_age"] > 5
+        finally:
+            os.kill(worker, signal.SIGCONT)
+        client.group(1).append([((1, 1), b"y")], flush=True)
+        assert [p for _, p in client.group(1).read(0, 5)] == [b"x", b"y"]
