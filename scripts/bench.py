@@ -249,8 +249,8 @@ def main():
         rtt = zmq_round_trips(n)
         server = ServerProcess([os.path.join(base, "data")], "tcp://127.0.0.1:0",
                                os.path.join(base, "serve.log"))
-        server.wait_ready()
         try:
+            server.wait_ready()
             with Client(server.endpoint, timeout=60) as client:
                 seq = service_sequential(client, n)
                 r["pipelined32_per_s"] = service_pipelined(client, n * 2, 32)

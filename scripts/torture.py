@@ -78,7 +78,11 @@ def start_server(work, dirs, sock):
     server = ServerProcess(dirs, sock, os.path.join(work, "serve.log"),
                            ["--fault-injection", "--disk-reserve-bytes", "0", "--chunk-max-size", "65536",
                             "--heartbeat", "0.1", "--write-buffer-size", "2048"])
-    server.wait_ready()
+    try:
+        server.wait_ready()
+    except BaseException:
+        server.kill()
+        raise
     return server
 
 

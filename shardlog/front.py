@@ -14,6 +14,7 @@ request that fails its checks writes nothing (the engine sees to that).
 import collections
 import logging
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -71,6 +72,14 @@ def _mountpoint(path):
     return best or "unknown"
 
 
+def _remove_stale_run_dirs(base):
+    """Run directories (the workers' ipc sockets) of fronts that died without cleaning up."""
+    for name in os.listdir(base):
+        found = re.fullmatch(r"shardlog-run-(\d+)-\w+", name)
+        if found and not psutil.pid_exists(int(found.group(1))):
+            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+
+
 class Front:
     def __init__(self, settings):
         self.settings = settings
@@ -86,7 +95,8 @@ class Front:
         warn_shared_devices(data_dirs)
         self.ctx = zmq.Context()
         self.ctx.linger = 0
-        self.run_dir = tempfile.mkdtemp(prefix="shardlog-run-")
+        _remove_stale_run_dirs(tempfile.gettempdir())
+        self.run_dir = tempfile.mkdtemp(prefix=f"shardlog-run-{os.getpid()}-")
         self.router = None
         self.store = None
         self.flushers = []

@@ -454,3 +454,16 @@ def test_a_silent_worker_is_reported_and_the_service_carries_on(start_server):
             os.kill(worker, signal.SIGCONT)
         client.group(1).append([((1, 1), b"y")], flush=True)
         assert [p for _, p in client.group(1).read(0, 5)] == [b"x", b"y"]
+
+
+def test_run_directories_of_dead_fronts_are_removed(start_server):
+    import tempfile
+
+    stale = os.path.join(tempfile.gettempdir(), "shardlog-run-999999999-stale")
+    os.makedirs(stale, exist_ok=True)
+    server = start_server()
+    assert not os.path.exists(stale)
+    mine = [n for n in os.listdir(tempfile.gettempdir()) if n.startswith(f"shardlog-run-{server.proc.pid}-")]
+    assert len(mine) == 1, "the running front's own directory stays"
+    assert server.stop() == 0
+    assert not os.path.exists(os.path.join(tempfile.gettempdir(), mine[0])), "removed on a clean stop"
