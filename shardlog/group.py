@@ -68,6 +68,23 @@ class GroupState:
             raise LogIndexNotFound(index - 1 if index > 0 else index)
         return (term, index - 1)
 
+    def check(self, op, arg):
+        """Check write ``op`` without applying it; returns what the check found
+        (truncate: the log id kept; purge: whether it is a no-op)."""
+        if op == "append":
+            return self.check_append(arg)
+        if op == "save_vote":
+            return self.check_vote(arg)
+        if op == "commit":
+            return self.check_commit(arg)
+        if op == "truncate":
+            return self.truncate_target(arg)
+        if op == "purge":
+            return self.purge_is_noop(arg)
+        if op != "save_user_data":
+            raise ValueError(f"unknown write op {op!r}")
+        return None
+
     def purge_is_noop(self, upto):
         """True when there is nothing to purge; raises if ``upto`` contradicts the log."""
         if upto[1] < next_index(self.purged):
@@ -161,6 +178,7 @@ class Shadow:
     def expected_next(self):
         return None  # only the real index can tell; the batch's append checks it there
 
+    check = GroupState.check
     check_vote = GroupState.check_vote
     check_append = GroupState.check_append
     truncate_target = GroupState.truncate_target
@@ -168,36 +186,31 @@ class Shadow:
     check_commit = GroupState.check_commit
 
     def check_and_apply(self, op, arg):
+        found = self.check(op, arg)
         if op == "save_vote":
-            self.check_vote(arg)
             self.vote = arg
         elif op == "append":
-            self.check_append(arg)
             for log_id, _ in arg:
                 self._added[log_id[1]] = log_id[0]
             if arg:
                 self.last = arg[-1][0]
         elif op == "truncate":
-            keep = self.truncate_target(arg)
+            keep = found
             first_gone = next_index(keep)
             for i in [i for i in self._added if i >= first_gone]:
                 del self._added[i]
             self._cut = first_gone if self._cut is None else min(self._cut, first_gone)
             if _above(self.last, keep):
                 self.last = keep
-        elif op == "purge":
-            if not self.purge_is_noop(arg):
-                for i in [i for i in self._added if i <= arg[1]]:
-                    del self._added[i]
-                self._purged_to = max(self._purged_to, arg[1])
-                if _above(arg, self.purged):
-                    self.purged = arg
-                if _above(arg, self.last):
-                    self.last = arg
+        elif op == "purge" and not found:
+            for i in [i for i in self._added if i <= arg[1]]:
+                del self._added[i]
+            self._purged_to = max(self._purged_to, arg[1])
+            if _above(arg, self.purged):
+                self.purged = arg
+            if _above(arg, self.last):
+                self.last = arg
         elif op == "commit":
-            self.check_commit(arg)
             self.committed = arg
         elif op == "save_user_data":
             self.user_data = arg
-        else:
-            raise ValueError(f"unknown write op {op!r}")

@@ -250,11 +250,9 @@ class Store:
     def _write(self, op, gid, arg):
         """Check and carry out one write (``arg`` already normalized)."""
         with self._lock:
-            if self._closed:
-                raise StoreClosed("the store is closed")
+            self._check_open()
             disk = self._ops[op](gid, self._checker(gid), arg)
-        if disk is not None and disk.end - disk.synced > self.settings["max_unsynced_bytes"]:
-            self._throttle(disk)
+        self._throttle(disk)
 
     def _checker(self, gid):
         """The group to check a write against: the real one, or an empty detached one."""
@@ -358,7 +356,7 @@ class Store:
                         shadow = shadows[gid] = Shadow(self._checker(gid))
                     shadow.check_and_apply(op, arg)
                 else:  # its only op: check it against the group itself
-                    _check_only(self._checker(gid), op, arg)
+                    self._checker(gid).check(op, arg)
             disks = set()
             for op, gid, arg in ops:
                 disk = self._ops[op](gid, self._checker(gid), arg, check=False)
@@ -498,20 +496,6 @@ class Store:
             self._check_open()
             group = self._groups.get(gid)
             return group.state() if group is not None else LogState()
-
-
-def _check_only(group, op, arg):
-    """Run the check of one write op without applying it."""
-    if op == "append":
-        group.check_append(arg)
-    elif op == "save_vote":
-        group.check_vote(arg)
-    elif op == "commit":
-        group.check_commit(arg)
-    elif op == "truncate":
-        group.truncate_target(arg)
-    elif op == "purge":
-        group.purge_is_noop(arg)
 
 
 class Group:
