@@ -41,7 +41,10 @@ class Server(ServerProcess):
 
     def cleanup(self):
         if self.proc.poll() is None:
-            self.stop(signal.SIGKILL)
-        reap(self.worker_pids())
-        self._log.close()
+            self.stop(signal.SIGKILL)  # reaps the workers too
+        else:
+            # The test ended the front itself: its workers are no longer its
+            # children, so reap the ones seen at start (and any restarted).
+            reap(self.workers)
+            self._log.close()
         shutil.rmtree(self.sock_dir, ignore_errors=True)
