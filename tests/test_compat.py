@@ -12,12 +12,13 @@ from shardlog.compat import export_raft_log, import_raft_log, read_raft_log
 from .conftest import snapshot
 from .test_store import build_sample_data
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "compat" / "raft-log-0.2.6"
+#: Written by raft-log 0.2.6 itself (tests/data/README.md says how); a copy of shared/compat.
+REFERENCE = Path(__file__).resolve().parent / "data" / "raft-log-0.2.6"
 
 
 @pytest.fixture
 def reference(tmp_path):
-    """A copy of raft-log's directory: never touch ../shared itself."""
+    """A copy of raft-log's directory: the tests never write into tests/data."""
     if not REFERENCE.is_dir():
         pytest.fail(f"reference data missing: {REFERENCE}")
     dst = tmp_path / "raft-log"

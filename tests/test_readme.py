@@ -33,7 +33,7 @@ def test_raft_log_interop(tmp_path):
 
     from .test_compat import REFERENCE
 
-    shutil.copytree(REFERENCE / "raft-log", tmp_path / "raft-log")  # never touch ../shared
+    shutil.copytree(REFERENCE / "raft-log", tmp_path / "raft-log")  # never write into tests/data
     code = (blocks()[2].replace('"/path/to/raft-log-dir"', repr(str(tmp_path / "raft-log")))
             .replace('"/tmp/out"', repr(str(tmp_path / "out"))))
     with Store.open(tmp_path / "data") as store:
