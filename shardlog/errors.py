@@ -56,10 +56,12 @@ class LogIndexNotFound(ShardlogError):
 
 
 class LogIdMismatch(ShardlogError):
-    """A purge at a log id whose index holds an entry of another term.
+    """A purge at a log id that contradicts the log: its index holds an entry of
+    another term, or it lies beyond ``last`` at a lower term than ``last``'s.
 
-    raft-log accepts it and ends up with ``last`` below entries it still
-    holds; shardlog refuses it, since no correct Raft node asks for it.
+    raft-log accepts both and ends up with ``last`` disagreeing with the
+    entries it holds or with ``purged``; shardlog refuses them, since no
+    correct Raft node asks for them.
     """
 
     code = "LogIdMismatch"

@@ -93,8 +93,10 @@ class GroupState:
         if term is not None and term != upto[0]:
             raise LogIdMismatch((term, upto[1]), upto)
         last = self.last
-        if last is not None and upto[1] < last[1] and upto > last:
-            # ``last`` would jump above entries the log still holds.
+        if last is not None and upto[1] != last[1] and (upto[1] > last[1]) != (upto > last):
+            # Log ids must order as their indexes do: below ``last`` a higher
+            # term would lift ``last`` above entries the log still holds; beyond
+            # ``last`` a lower term would leave ``purged`` above ``last``.
             raise LogIdMismatch(last, upto)
         return False
 

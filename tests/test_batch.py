@@ -2,7 +2,8 @@
 
 import pytest
 
-from shardlog import InvalidArgument, LogIdNonConsecutive, LogIdReversal, LogIndexNotFound, LogState
+from shardlog import (InvalidArgument, LogIdMismatch, LogIdNonConsecutive, LogIdReversal, LogIndexNotFound,
+                      LogState)
 
 from .conftest import snapshot
 from .test_atomicity import memory
@@ -66,3 +67,37 @@ def test_bad_argument_raises_while_recording(open_store):
             b.group(1).append([((1, 0), b"ok")])
             b.group(1).commit("nope")
     assert store.groups() == []
+
+
+def test_purge_beyond_last_at_a_lower_term_is_refused(open_store):
+    """The state this purge would make (entries below ``purged``, ``last`` below ``purged``) must not exist."""
+    store = open_store()
+    g = store.group(1)
+    g.append([((2, 0), b"a")])
+    with pytest.raises(LogIdMismatch):
+        g.purge((1, 3))
+    assert g.state() == LogState(last=(2, 0))
+    g.purge((2, 3))  # the same index at the last entry's term is fine
+    assert g.state() == LogState(last=(2, 3), purged=(2, 3))
+
+
+def test_the_issue_repro_raises_and_changes_nothing(open_store, data_dir):
+    """Issue 8's repro: the purge beyond ``last`` at a lower term is refused, and the batch
+    after it fails whole, leaving files and memory as they were."""
+    store = open_store()
+    g = store.group(1)
+    g.append([((2, 0), b"a")])
+    with pytest.raises(LogIdMismatch):
+        g.purge((1, 3))
+    g.append([((2, 1), b"b")])
+    store.flush()
+    files, mem = snapshot(data_dir), memory(store)
+    with pytest.raises(LogIndexNotFound):
+        with store.batch() as b:
+            b.group(1).truncate(4)
+            b.group(2).save_vote((5, 5))
+            b.group(1).append([((3, 4), b"c")])
+    store.flush()
+    assert memory(store) == mem
+    assert snapshot(data_dir) == files
+    assert g.state() == LogState(last=(2, 1)) and store.group(2).state() == LogState()
