@@ -1,12 +1,12 @@
-"""Arguments of the write operations: checked and normalized before any lock is taken.
+"""Checks of argument values: the pieces ops.py builds each op's argument rule from.
 
 Shared by the embedded Store, the front (requests off the wire) and the
-clients' batches, so one rule holds for all: log ids and votes become
-``(int, int)`` tuples within u64, payloads ``bytes``; anything else is an
-InvalidArgument that names what was wrong.
+clients, so one rule holds for all: log ids and votes become ``(int, int)``
+tuples within u64, payloads ``bytes``; anything else is an InvalidArgument
+that names what was wrong. They run before any lock is taken.
 """
 
-from .errors import InvalidArgument
+from .errors import BadRequest, InvalidArgument
 from .types import U32_MAX, U64_MAX
 
 
@@ -65,72 +65,18 @@ def check_optional_bytes(value, what):
     return None if value is None else check_bytes(value, what)
 
 
-#: The write operations and how each one's argument is normalized.
-WRITE_OPS = {
-    "save_vote": lambda a: check_pair(a, "vote"),
-    "append": check_entries,
-    "truncate": lambda a: check_u64(a, "index"),
-    "purge": lambda a: check_pair(a, "log id"),
-    "commit": lambda a: check_pair(a, "log id"),
-    "save_user_data": lambda a: check_optional_bytes(a, "user data"),
-}
-
-
-def normalize_arg(op, arg):
-    return WRITE_OPS[op](arg)
-
-
-class Batch:
-    """Records writes for many groups; ``submit(ops)`` runs when the block ends.
-
-    ``ops`` is ``[(op, gid, normalized arg), ...]``. Arguments are checked as
-    they are recorded, so a bad one raises inside the ``with`` block and
-    nothing is submitted.
-    """
-
-    def __init__(self, submit, normalize=normalize_arg):
-        self._submit = submit
-        #: How an op's argument is checked and stored (a client stores the wire form).
-        self.normalize = normalize
-        self.ops = []
-        self.result = None
-
-    def group(self, gid):
-        return _BatchGroup(self, check_u64(gid, "group id"))
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.result = self._submit(self.ops)
-
-
-class _BatchGroup:
-    __slots__ = ("_batch", "gid")
-
-    def __init__(self, batch, gid):
-        self._batch = batch
-        self.gid = gid
-
-    def _add(self, op, arg):
-        self._batch.ops.append((op, self.gid, self._batch.normalize(op, arg)))
-        return self
-
-    def save_vote(self, vote):
-        return self._add("save_vote", vote)
-
-    def append(self, entries):
-        return self._add("append", entries)
-
-    def truncate(self, index):
-        return self._add("truncate", index)
-
-    def purge(self, upto):
-        return self._add("purge", upto)
-
-    def commit(self, log_id):
-        return self._add("commit", log_id)
-
-    def save_user_data(self, user_data):
-        return self._add("save_user_data", user_data)
+def entries_from_wire(wire):
+    """``[((term, index), payload)]`` from msgpack's ``[[term, index, payload], ...]``, checked in one pass."""
+    if not isinstance(wire, list):
+        raise BadRequest("entries must be an array of [term, index, payload]")
+    out = []
+    append = out.append
+    for e in wire:
+        if type(e) is not list or len(e) != 3:
+            raise BadRequest("each entry must be [term, index, payload]")
+        term, index, payload = e
+        if (type(term) is not int or type(index) is not int or not 0 <= term <= U64_MAX
+                or not 0 <= index <= U64_MAX or type(payload) is not bytes or len(payload) > U32_MAX):
+            raise BadRequest(f"an entry must be [u64 term, u64 index, bin payload], not {e!r:.80}")
+        append(((term, index), payload))
+    return out

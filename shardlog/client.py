@@ -18,9 +18,10 @@ import zmq
 import zmq.asyncio
 
 from . import protocol
-from .args import Batch
+from .batch import Batch, wire_form
 from .errors import ServerError, StoreClosed, Timeout
-from .protocol import PROTOCOL_VERSION, WRITE_FIELDS
+from .ops import WRITE_OPS, with_write_ops
+from .protocol import PROTOCOL_VERSION
 from .security import client_curve
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:7700"
@@ -31,7 +32,7 @@ DEFAULT_ENDPOINT = "tcp://127.0.0.1:7700"
 
 def _write(op, gid, arg, flush):
     """A write op; arguments are checked here too, so bad ones never leave the process."""
-    yield op, {"gid": gid, WRITE_FIELDS[op]: protocol.write_arg_to_wire(op, arg), "flush": bool(flush)}
+    yield op, {"gid": gid, WRITE_OPS[op].field: wire_form(op, arg), "flush": bool(flush)}
 
 
 def _read(gid, start, end):
@@ -198,7 +199,7 @@ class Client:
         return self._drive(_single("stat", groups=groups))
 
     def batch(self, flush=False, timeout=None):
-        return Batch(lambda ops: self._drive(_batch(ops, flush), timeout), protocol.write_arg_to_wire)
+        return Batch(lambda ops: self._drive(_batch(ops, flush), timeout), wire_form)
 
 
 class _Pending:
@@ -213,8 +214,10 @@ class _Pending:
         return protocol.raise_for(self._client._receive(self.request_id, timeout))
 
 
+@with_write_ops
 class ClientGroup:
-    """A group on the server; the methods of ``shardlog.Group``."""
+    """A group on the server; the methods of ``shardlog.Group`` (the write
+    methods come from ops.py)."""
 
     __slots__ = ("_client", "gid")
 
@@ -225,23 +228,8 @@ class ClientGroup:
     def __repr__(self):
         return f"ClientGroup({self.gid})"
 
-    def save_vote(self, vote, flush=False):
-        self._client._drive(_write("save_vote", self.gid, vote, flush))
-
-    def append(self, entries, flush=False):
-        self._client._drive(_write("append", self.gid, entries, flush))
-
-    def truncate(self, index, flush=False):
-        self._client._drive(_write("truncate", self.gid, index, flush))
-
-    def purge(self, upto, flush=False):
-        self._client._drive(_write("purge", self.gid, upto, flush))
-
-    def commit(self, log_id, flush=False):
-        self._client._drive(_write("commit", self.gid, log_id, flush))
-
-    def save_user_data(self, user_data, flush=False):
-        self._client._drive(_write("save_user_data", self.gid, user_data, flush))
+    def _write(self, op, arg, flush):
+        self._client._drive(_write(op, self.gid, arg, flush))
 
     def flush(self, callback=None, timeout=None):
         """Block until durable; with ``callback``, return at once and call it with None or
@@ -358,42 +346,24 @@ class AsyncClient:
         return await self._drive(_single("stat", groups=groups))
 
     def batch(self, flush=False, timeout=None):
-        return _AsyncBatch(lambda ops: self._drive(_batch(ops, flush), timeout), protocol.write_arg_to_wire)
+        return Batch(lambda ops: self._drive(_batch(ops, flush), timeout), wire_form)
 
 
-class _AsyncBatch(Batch):
-    async def __aenter__(self):
-        return self
-
-    async def __aexit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.result = await self._submit(self.ops)
-
-
+@with_write_ops
 class AsyncClientGroup:
+    """A group on the server; the methods of ``ClientGroup`` as coroutines."""
+
     __slots__ = ("_client", "gid")
 
     def __init__(self, client, gid):
         self._client = client
         self.gid = gid
 
-    async def save_vote(self, vote, flush=False):
-        await self._client._drive(_write("save_vote", self.gid, vote, flush))
+    def __repr__(self):
+        return f"AsyncClientGroup({self.gid})"
 
-    async def append(self, entries, flush=False):
-        await self._client._drive(_write("append", self.gid, entries, flush))
-
-    async def truncate(self, index, flush=False):
-        await self._client._drive(_write("truncate", self.gid, index, flush))
-
-    async def purge(self, upto, flush=False):
-        await self._client._drive(_write("purge", self.gid, upto, flush))
-
-    async def commit(self, log_id, flush=False):
-        await self._client._drive(_write("commit", self.gid, log_id, flush))
-
-    async def save_user_data(self, user_data, flush=False):
-        await self._client._drive(_write("save_user_data", self.gid, user_data, flush))
+    async def _write(self, op, arg, flush):
+        await self._client._drive(_write(op, self.gid, arg, flush))
 
     async def flush(self, timeout=None):
         await self._client._drive(_flush(self.gid), timeout)

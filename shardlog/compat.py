@@ -12,10 +12,11 @@ dropped on a purge when their last log id at closing is <= the purge point.
 import os
 
 from . import codec
-from .errors import ChunkGap, CorruptedLog, GroupExists, InvalidArgument
-from .group import _above
+from .args import check_u64
+from .errors import ChunkGap, CorruptedLog, InvalidArgument
+from .ops import APPLY_RECORD, above, apply_append
 from .naming import LOCK_FILE, chunk_file_name, list_chunks
-from .types import LogState, next_index
+from .types import LogState
 from workers.writer import fsync_dir
 
 #: raft-log's defaults (Config::chunk_max_records, Config::chunk_max_size).
@@ -24,43 +25,44 @@ RAFT_LOG_CHUNK_MAX_SIZE = 1024 * 1024 * 1024
 
 
 class _RaftLogReplay:
-    """raft-log's state machine: the LogState and, if kept, the entries."""
+    """raft-log's replay: the state, and the entries if kept, by the rules of ops.py."""
 
     def __init__(self, state=LogState(), keep_entries=True):
         self.vote, self.last, self.committed, self.purged, self.user_data = state
+        #: index -> (log id, payload), or None when only the state is wanted.
         self.entries = {} if keep_entries else None
 
     def state(self):
         return LogState(self.vote, self.last, self.committed, self.purged, self.user_data)
 
+    def set_state(self, state):
+        self.vote, self.last, self.committed, self.purged, self.user_data = state
+
+    def term_at(self, index):
+        entry = self.entries.get(index) if self.entries is not None else None
+        return None if entry is None else entry[0][0]
+
+    def add_entries(self, entries):
+        if self.entries is not None:
+            for log_id, payload in entries:
+                self.entries[log_id[1]] = (log_id, payload)
+
+    def drop_from(self, index):
+        if self.entries is not None:
+            for i in [i for i in self.entries if i >= index]:
+                del self.entries[i]
+
+    def drop_upto(self, index):
+        if self.entries is not None:
+            for i in [i for i in self.entries if i <= index]:
+                del self.entries[i]
+
     def apply(self, rtype, value):
-        entries = self.entries
-        if rtype == codec.SAVE_VOTE:
-            self.vote = value
-        elif rtype == codec.APPEND:
-            log_id, payload = value
-            if entries is not None:
-                entries[log_id[1]] = (log_id, payload)
-            self.last = log_id
-        elif rtype == codec.COMMIT:
-            self.committed = value
-        elif rtype == codec.TRUNCATE_AFTER:
-            if entries is not None:
-                keep = next_index(value)
-                for i in [i for i in entries if i >= keep]:
-                    del entries[i]
-            if _above(self.last, value):
-                self.last = value
-        elif rtype == codec.PURGE_UPTO:
-            if entries is not None:
-                for i in [i for i in entries if i <= value[1]]:
-                    del entries[i]
-            if _above(value, self.purged):
-                self.purged = value
-            if _above(value, self.last):
-                self.last = value
-        elif rtype == codec.STATE:
-            self.vote, self.last, self.committed, self.purged, self.user_data = value
+        """Replay one record (raft-log writes first and checks later: nothing is checked)."""
+        if rtype == codec.APPEND:
+            apply_append(self, (value,))
+        else:
+            APPLY_RECORD[rtype](self, value)
 
 
 def read_raft_log(path):
@@ -93,12 +95,21 @@ def read_raft_log(path):
 
 
 def import_raft_log(store, gid, path):
-    """Load the raft-log directory ``path`` as the new group ``gid``; durable on return."""
+    """Load the raft-log directory ``path`` as the new group ``gid``; durable on return.
+
+    The group is written with the ordinary ops (purge, vote, commit, user
+    data, then the entries), so the store checks it like any other write.
+    """
     state, entries = read_raft_log(path)
-    if gid in store.groups():
-        raise GroupExists(f"group {gid} already exists; drop it first or choose another id")
-    store._restore(gid, state, entries)
-    store.group(gid).flush()
+    expected_last = entries[-1][0] if entries else state.purged
+    if state.last != expected_last:
+        raise InvalidArgument(f"{path}: state.last {state.last} does not match the entries "
+                              f"(expected {expected_last})")
+    gid = check_u64(gid, "group id")
+    ops = [(name, gid, value) for name, value in (
+        ("purge", state.purged), ("save_vote", state.vote), ("commit", state.committed),
+        ("save_user_data", state.user_data), ("append", entries or None)) if value is not None]
+    store._import(gid, ops)
     return state, len(entries)
 
 
@@ -130,7 +141,7 @@ class _RaftLogWriter:
             self.buf = bytearray()
             self._open()
         if rtype == codec.PURGE_UPTO:
-            while self.closed and not _above(self.closed[0][2].last, value):
+            while self.closed and not above(self.closed[0][2].last, value):
                 del self.closed[0]
 
     def files(self):

@@ -73,35 +73,34 @@ class Disk:
         if self.full is not None:
             raise self.full
 
-    def write(self, record, apply):
-        """Add one encoded record to the stream and ``apply()`` it to memory.
-
-        The apply runs before the chunk may rotate, so the next chunk's
-        checkpoint holds the state with this record in it.
-        """
+    def put(self, record):
+        """Add one encoded record to the stream. The caller applies it to memory,
+        then calls ``after_write``, so a checkpoint opening the next chunk holds
+        the state with this record in it."""
         self.pending += record
         self.end += len(record)
         self.chunks.open.records += 1
-        apply()
-        self._after_write()
 
     def create_group(self, gid):
         group = GroupState(gid, self)
-        self.write(codec.encode(codec.GROUP_CREATE, gid),
-                   lambda: self.groups.__setitem__(gid, group))
+        self.put(codec.encode(codec.GROUP_CREATE, gid))
+        self.groups[gid] = group
+        self.after_write()
         return group
 
     def drop_group(self, group):
-        def apply():
-            group.release_all(self.chunks, self.end)
-            del self.groups[group.gid]
-        self.write(codec.encode(codec.GROUP_DROP, group.gid), apply)
+        self.put(codec.encode(codec.GROUP_DROP, group.gid))
+        group.drop_all()
+        del self.groups[group.gid]
+        self.after_write()
 
     def append(self, group, entries):
         """Encode checked entries (``((term, index), bytes)``) and index them.
 
         The hot path of the engine: one struct pack, two crc32 calls and three
-        array appends per entry, no object built per entry.
+        array appends per entry, no object built per entry. It rotates as it
+        goes, setting ``group.last`` first, so each checkpoint holds the
+        entries before it; ``ops.apply_append`` does the rest.
         """
         if len(entries) == 1:
             return self._append_one(group, entries[0])
@@ -148,7 +147,7 @@ class Disk:
             self.end = offset
             group.last = entries[i - 1][0]
             self.cache.added(group, entries[first][0][1], entries[i - 1][0][1], offset, nbytes)
-            self._after_write()
+            self.after_write()
         if self.cache.over():
             self.cache.evict(self.synced)
 
@@ -182,11 +181,11 @@ class Disk:
         cache.bytes += size
         if (chunk.records >= self.max_records or end - chunk.start >= self.max_size
                 or len(buf) >= self.write_buffer_size):
-            self._after_write()
+            self.after_write()
         if cache.items > cache.max_items or cache.bytes > cache.max_bytes:
             cache.evict(self.synced)
 
-    def _after_write(self):
+    def after_write(self):
         chunk = self.chunks.open
         if chunk.records >= self.max_records or self.end - chunk.start >= self.max_size:
             self._rotate()

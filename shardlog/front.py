@@ -28,7 +28,8 @@ from .args import check_u64
 from .config import engine_settings
 from .errors import BadRequest, DiskFull, InvalidArgument, ShardlogError, StoreClosed, TooLarge, UnknownOp
 from .errors import VersionMismatch
-from .protocol import PROTOCOL_VERSION, WRITE_FIELDS, write_arg_in
+from .ops import WRITE_OPS
+from .protocol import PROTOCOL_VERSION
 from .store import Store
 from .metrics import serve_metrics
 from .security import serve_curve
@@ -138,7 +139,7 @@ class Front:
         self._metrics = None
         if settings["metrics_bind"]:
             self._metrics = serve_metrics(settings["metrics_bind"], self.collect_stat)
-        self._ops = {op: self._write for op in WRITE_FIELDS}
+        self._ops = {op: self._write for op in WRITE_OPS}
         self._ops.update(hello=self._hello, flush=self._flush, read=self._read, state=self._state,
                          groups=self._groups, drop_group=self._drop_group, batch=self._batch,
                          stat=self._stat)
@@ -300,16 +301,10 @@ class Front:
                            f"(max_request_entries {limit_entries}, max_request_bytes {limit_bytes}); split it")
 
     def _write(self, ident, request_id, msg):
-        op = msg["op"]
-        gid = check_u64(_field(msg, "gid"), "gid")
-        arg = write_arg_in(op, _field(msg, WRITE_FIELDS[op]))
-        self._check_size([(op, gid, arg)])
-        self._check_space((gid,))
-        self.store._write(op, gid, arg)
-        if msg.get("flush"):
-            self.store.group(gid).flush(callback=self._reply_later(ident, request_id))
-            return _LATER
-        return None
+        op = WRITE_OPS[msg["op"]]
+        arg = _field(msg, op.field)
+        return self._submit(ident, request_id, msg, [(op.name, check_u64(_field(msg, "gid"), "gid"),
+                                                      op.from_wire(arg))])
 
     def _batch(self, ident, request_id, msg):
         wire_ops = _field(msg, "ops")
@@ -317,17 +312,20 @@ class Front:
             raise BadRequest("ops must be an array of [op, gid, arg]")
         ops = []
         for item in wire_ops:
-            if not isinstance(item, list) or len(item) != 3 or item[0] not in WRITE_FIELDS:
+            if not isinstance(item, list) or len(item) != 3 or item[0] not in WRITE_OPS:
                 raise BadRequest(f"each batch op must be [write op, gid, arg], not {item!r:.100}")
-            op, gid, arg = item
-            gid = check_u64(gid, "gid")
-            ops.append((op, gid, write_arg_in(op, arg)))
+            name, gid, arg = item
+            ops.append((name, check_u64(gid, "gid"), WRITE_OPS[name].from_wire(arg)))
+        return self._submit(ident, request_id, msg, ops)
+
+    def _submit(self, ident, request_id, msg, ops):
+        """The front's one write path: a single write is a batch of one."""
         self._check_size(ops)
         self._check_space({gid for _, gid, _ in ops})
         if msg.get("flush"):
-            self.store.apply_batch(ops, flush=True, callback=self._reply_later(ident, request_id))
+            self.store.write(ops, flush=True, callback=self._reply_later(ident, request_id))
             return _LATER
-        self.store.apply_batch(ops)
+        self.store.write(ops)
         return None
 
     def _flush(self, ident, request_id, msg):

@@ -1,21 +1,15 @@
-"""One Raft group's state and the rules of raft-log that guard it.
+"""One Raft group's state in the engine, and a batch's copy-on-write shadow of it.
 
-Checks (``check_*``) raise and change nothing; they run before a byte is
-encoded. Applies (``apply_*``) change memory and are shared by the write path
-and by recovery, so a replayed stream rebuilds exactly what was acknowledged.
+The rules (what a write may do and what it changes) live in ops.py; these
+classes are the *group states* those rules run on, each keeping entries its
+own way. ``GroupState`` is the real one: an index of where each live entry's
+record is, the cached payloads, and the live-entry counts of the chunks the
+records are in. ``Shadow`` is what a batch checks its ops against: a group as
+the earlier ops of the batch would leave it, without touching the group.
 """
 
-from .errors import (LogIdMismatch, LogIdNonConsecutive, LogIdReversal, LogIndexNotFound,
-                     VoteReversal)
 from .index import EntryIndex
-from .types import LogState, next_index
-
-
-def _above(a, b):
-    """``a > b`` where None is below everything (Option ordering in Rust)."""
-    if a is None:
-        return False
-    return b is None or a > b
+from .types import LogState
 
 
 class GroupState:
@@ -24,7 +18,9 @@ class GroupState:
 
     def __init__(self, gid, disk=None, state=LogState()):
         self.gid = gid
-        #: The Disk this group lives on (placement never changes).
+        #: The Disk the group lives on (placement never changes); while the
+        #: disk is being read, recovery's replay. Either has ``chunks`` (their
+        #: live-entry counts) and ``end`` (the stream offset now).
         self.disk = disk
         self.vote, self.last, self.committed, self.purged, self.user_data = state
         self.index = EntryIndex()
@@ -37,74 +33,37 @@ class GroupState:
     def set_state(self, state):
         self.vote, self.last, self.committed, self.purged, self.user_data = state
 
-    # ------------------------------------------------------------ checks
+    def term_at(self, index):
+        return self.index.term_at(index)
 
-    def check_vote(self, vote):
-        if _above(self.vote, vote):
-            raise VoteReversal(self.vote, vote)
+    # ------------------------------------------------------------ entry primitives (see ops.py)
 
-    def check_append(self, entries):
-        """Check a batch of ``(log_id, payload)`` as if each were appended in turn."""
-        last = self.last
-        for log_id, _ in entries:
-            if last is not None:
-                if log_id <= last:
-                    raise LogIdReversal(last, log_id, "append")
-                if log_id[1] != last[1] + 1:
-                    raise LogIdNonConsecutive(last, log_id)
-            last = log_id
-        expected = self.index.expected_next() if entries else None
-        if expected is not None and entries[0][0][1] != expected:
-            # Only a state that disagrees with the entries (never written by
-            # this API) gets here; refuse rather than misfile entries.
-            raise LogIdNonConsecutive(self.last, entries[0][0])
+    def add_entries(self, entries):
+        """Nothing to do: an entry's place is known only to whoever placed its record,
+        so the disk indexes entries as it encodes them and replay as it reads them."""
 
-    def truncate_target(self, index):
-        """The log id a truncate at ``index`` keeps as the last one (None: keep nothing)."""
-        if index == next_index(self.purged):
-            return self.purged
-        term = self.index.term_at(index - 1) if index > 0 else None
-        if term is None:
-            raise LogIndexNotFound(index - 1 if index > 0 else index)
-        return (term, index - 1)
+    def drop_from(self, index):
+        idx = self.index
+        start, end = idx.span_after(index - 1)
+        if start < end:
+            self._drop_payloads(idx.first + start - idx.head, idx.first + end - idx.head)
+            self.disk.chunks.release(idx.offsets, start, end, self.disk.end)
+            idx.cut_tail(start)
 
-    def check(self, op, arg):
-        """Check write ``op`` without applying it; returns what the check found
-        (truncate: the log id kept; purge: whether it is a no-op)."""
-        if op == "append":
-            return self.check_append(arg)
-        if op == "save_vote":
-            return self.check_vote(arg)
-        if op == "commit":
-            return self.check_commit(arg)
-        if op == "truncate":
-            return self.truncate_target(arg)
-        if op == "purge":
-            return self.purge_is_noop(arg)
-        if op != "save_user_data":
-            raise ValueError(f"unknown write op {op!r}")
-        return None
+    def drop_upto(self, index):
+        idx = self.index
+        start, end = idx.span_upto(index)
+        if start < end:
+            self._drop_payloads(idx.first, idx.first + end - start)
+            self.disk.chunks.release(idx.offsets, start, end, self.disk.end)
+        idx.cut_head(end, index + 1)
 
-    def purge_is_noop(self, upto):
-        """True when there is nothing to purge; raises if ``upto`` contradicts the log."""
-        if upto[1] < next_index(self.purged):
-            return True
-        term = self.index.term_at(upto[1])
-        if term is not None and term != upto[0]:
-            raise LogIdMismatch((term, upto[1]), upto)
-        last = self.last
-        if last is not None and upto[1] != last[1] and (upto[1] > last[1]) != (upto > last):
-            # Log ids must order as their indexes do: below ``last`` a higher
-            # term would lift ``last`` above entries the log still holds; beyond
-            # ``last`` a lower term would leave ``purged`` above ``last``.
-            raise LogIdMismatch(last, upto)
-        return False
-
-    def check_commit(self, log_id):
-        if _above(self.committed, log_id):
-            raise LogIdReversal(self.committed, log_id, "commit")
-
-    # ------------------------------------------------------------ applies
+    def drop_all(self):
+        """The group is dropped: every entry it holds is dead."""
+        idx = self.index
+        self.disk.chunks.release(idx.offsets, idx.head, len(idx.terms), self.disk.end)
+        idx.clear()
+        self.payloads.clear()
 
     def _drop_payloads(self, lo, hi):
         """Forget cached payloads of indexes ``[lo, hi)``."""
@@ -118,101 +77,51 @@ class GroupState:
             for i in [i for i in payloads if lo <= i < hi]:
                 del payloads[i]
 
-    def apply_append(self, log_id, offset, size, chunks):
-        self.index.append(log_id[1], log_id[0], offset, size)
-        chunks.open.live += 1
-        self.last = log_id
 
-    def apply_truncate(self, log_id, chunks, now):
-        keep = next_index(log_id)
-        index = self.index
-        start, end = index.span_after(keep - 1)
-        if start < end:
-            self._drop_payloads(index.first + start - index.head, index.first + end - index.head)
-            chunks.release(index.offsets, start, end, now)
-            index.cut_tail(start)
-        if _above(self.last, log_id):
-            self.last = log_id
-
-    def apply_purge(self, upto, chunks, now):
-        index = self.index
-        start, end = index.span_upto(upto[1])
-        if start < end:
-            self._drop_payloads(index.first, index.first + end - start)
-            chunks.release(index.offsets, start, end, now)
-        index.cut_head(end, upto[1] + 1)
-        if _above(upto, self.purged):
-            self.purged = upto
-        if _above(upto, self.last):
-            self.last = upto
-
-    def release_all(self, chunks, now):
-        """The group is dropped: every entry it holds is dead."""
-        index = self.index
-        chunks.release(index.offsets, index.head, len(index.terms), now)
-        index.clear()
-        self.payloads.clear()
+#: The state a group that does not exist yet is checked against.
+NEW_GROUP = GroupState(None)
 
 
 class Shadow:
-    """A group as the earlier ops of a batch would leave it, for checking later ones.
+    """A group as the earlier ops of a batch leave it; the group itself is untouched.
 
-    Duck-types the parts of GroupState (and of its index) that the checks
-    read, without touching the real group.
+    Copy-on-write: the fields are copied, the entries are the base group's
+    seen through what the batch added, truncated and purged, so a shadow of
+    a group holding a million entries costs what the batch holds.
     """
 
+    __slots__ = ("vote", "last", "committed", "purged", "user_data", "_base", "_cut", "_purged_to",
+                 "_added")
+
     def __init__(self, group):
-        self.gid = group.gid
         self.vote, self.last, self.committed, self.purged, self.user_data = group.state()
-        self._base = group.index
+        self._base = group
         self._cut = None  # base entries at and above this index are truncated away
         self._purged_to = -1  # base entries at and below this index are purged
-        self._added = {}
-        self.index = self
+        self._added = {}  # index -> term of the entries the batch appended
+
+    state = GroupState.state
+    set_state = GroupState.set_state
 
     def term_at(self, index):
-        if index in self._added:
-            return self._added[index]
+        term = self._added.get(index)
+        if term is not None:
+            return term
         if index <= self._purged_to or (self._cut is not None and index >= self._cut):
             return None
         return self._base.term_at(index)
 
-    def expected_next(self):
-        return None  # only the real index can tell; the batch's append checks it there
+    def add_entries(self, entries):
+        added = self._added
+        for (term, index), _ in entries:
+            added[index] = term
 
-    check = GroupState.check
-    check_vote = GroupState.check_vote
-    check_append = GroupState.check_append
-    truncate_target = GroupState.truncate_target
-    purge_is_noop = GroupState.purge_is_noop
-    check_commit = GroupState.check_commit
+    def drop_from(self, index):
+        for i in [i for i in self._added if i >= index]:
+            del self._added[i]
+        self._cut = index if self._cut is None else min(self._cut, index)
 
-    def check_and_apply(self, op, arg):
-        found = self.check(op, arg)
-        if op == "save_vote":
-            self.vote = arg
-        elif op == "append":
-            for log_id, _ in arg:
-                self._added[log_id[1]] = log_id[0]
-            if arg:
-                self.last = arg[-1][0]
-        elif op == "truncate":
-            keep = found
-            first_gone = next_index(keep)
-            for i in [i for i in self._added if i >= first_gone]:
-                del self._added[i]
-            self._cut = first_gone if self._cut is None else min(self._cut, first_gone)
-            if _above(self.last, keep):
-                self.last = keep
-        elif op == "purge" and not found:
-            for i in [i for i in self._added if i <= arg[1]]:
-                del self._added[i]
-            self._purged_to = max(self._purged_to, arg[1])
-            if _above(arg, self.purged):
-                self.purged = arg
-            if _above(arg, self.last):
-                self.last = arg
-        elif op == "commit":
-            self.committed = arg
-        elif op == "save_user_data":
-            self.user_data = arg
+    def drop_upto(self, index):
+        for i in [i for i in self._added if i <= index]:
+            del self._added[i]
+        self._purged_to = max(self._purged_to, index)

@@ -7,24 +7,16 @@ a LogState as a 5-element array ``[vote, last, committed, purged, user_data]``.
 
 import msgpack
 
-from .args import check_entries, normalize_arg
 from .errors import BadRequest, ServerError, ShardlogError, error_classes
-from .types import U64_MAX, LogState
+from .ops import WRITE_OPS
+from .types import LogState
 
 #: Major version of the protocol; a request carrying another one is refused.
 PROTOCOL_VERSION = 1
 
-#: Operations that change a group; each takes ``gid`` and one argument field.
-WRITE_FIELDS = {
-    "save_vote": "vote",
-    "append": "entries",
-    "truncate": "index",
-    "purge": "upto",
-    "commit": "log_id",
-    "save_user_data": "user_data",
-}
-OPS = sorted(list(WRITE_FIELDS) + ["hello", "flush", "read", "state", "groups", "drop_group",
-                                   "batch", "stat"])
+#: Every op of the protocol: the write ops of ops.py (each takes ``gid`` and the
+#: field its entry names) and the rest.
+OPS = sorted(list(WRITE_OPS) + ["hello", "flush", "read", "state", "groups", "drop_group", "batch", "stat"])
 
 _ERRORS = error_classes()
 
@@ -80,47 +72,6 @@ def state_in(fields):
 
 def entries_out(entries):
     return [[t, i, p] for (t, i), p in entries]
-
-
-def entries_in(wire):
-    """``[((term, index), payload)]`` from ``[[term, index, payload], ...]``, checked in the same pass."""
-    if not isinstance(wire, list):
-        raise BadRequest("entries must be an array of [term, index, payload]")
-    out = []
-    append = out.append
-    for e in wire:
-        if type(e) is not list or len(e) != 3:
-            raise BadRequest("each entry must be [term, index, payload]")
-        term, index, payload = e
-        if (type(term) is not int or type(index) is not int or not 0 <= term <= U64_MAX
-                or not 0 <= index <= U64_MAX or type(payload) is not bytes):
-            raise BadRequest(f"an entry must be [u64 term, u64 index, bin payload], not {e!r:.80}")
-        append(((term, index), payload))
-    return out
-
-
-def write_arg_in(op, value):
-    """The argument of a write op off the wire, checked and normalized as the engine takes it."""
-    if op == "append":
-        return entries_in(value)
-    if op in ("save_vote", "purge", "commit") and isinstance(value, list):
-        value = tuple(value)
-    return normalize_arg(op, value)
-
-
-def write_arg_to_wire(op, value):
-    """A write op's argument, checked, in its wire form (what a client sends)."""
-    if op != "append":
-        return write_arg_out(op, normalize_arg(op, value))
-    return [[log_id[0], log_id[1], payload] for log_id, payload in check_entries(value)]
-
-
-def write_arg_out(op, value):
-    if op == "append":
-        return entries_out(value)
-    if op in ("save_vote", "purge", "commit"):
-        return list(value)
-    return value
 
 
 # ------------------------------------------------------------ replies

@@ -19,6 +19,7 @@ from .codec import APPEND, APPEND_HEAD, APPEND_OVERHEAD, CRC, U32, BadRecord, In
 from .errors import ChunkGap, CorruptedLog
 from .group import GroupState
 from .naming import list_chunks
+from .ops import APPLY_RECORD, apply_append
 from .settings import RECOVERY_MODES
 from .types import next_index
 from workers.writer import fsync_dir
@@ -38,41 +39,43 @@ class Recovered(NamedTuple):
     lost: list
 
 
-def _group(groups, gid, path, pos, salvage):
+class _Stream:
+    """Where the groups' records are while the disk is read: what ``GroupState``
+    needs of its disk to count live entries (the Disk takes over at open)."""
+
+    def __init__(self):
+        self.chunks = ChunkSet()
+        #: Stream offset right after the record being replayed.
+        self.end = 0
+
+
+def _group(groups, stream, gid, path, pos, salvage):
     group = groups.get(gid)
     if group is None:
         if not salvage:
             raise CorruptedLog(path, pos, f"record for group {gid}, which does not exist here")
         log.error("%s: offset %d: group %d appears without its creation (salvage): kept", path, pos, gid)
-        group = groups[gid] = GroupState(gid)
+        group = groups[gid] = GroupState(gid, stream)
     return group
 
 
-def _replay_record(rec, groups, chunks, path, pos, now, salvage):
-    """Apply one non-Append record of ``path`` at ``pos``."""
+def _replay_record(rec, groups, stream, path, pos, salvage):
+    """Apply one non-Append record of ``path`` at ``pos``: the same ``ops`` apply as writing."""
     rtype, gid, value = rec
     if rtype == codec.GROUP_CREATE:
         if gid in groups and not salvage:
             raise CorruptedLog(path, pos, f"group {gid} created twice")
-        groups.setdefault(gid, GroupState(gid))
+        groups.setdefault(gid, GroupState(gid, stream))
         return
-    group = _group(groups, gid, path, pos, salvage)
-    if rtype == codec.SAVE_VOTE:
-        group.vote = value
-    elif rtype == codec.COMMIT:
-        group.committed = value
-    elif rtype == codec.TRUNCATE_AFTER:
-        group.apply_truncate(value, chunks, now)
-    elif rtype == codec.PURGE_UPTO:
-        group.apply_purge(value, chunks, now)
-    elif rtype == codec.STATE:
-        group.set_state(value)
-    elif rtype == codec.GROUP_DROP:
-        group.release_all(chunks, now)
+    group = _group(groups, stream, gid, path, pos, salvage)
+    if rtype == codec.GROUP_DROP:
+        group.drop_all()
         del groups[gid]
+    else:
+        APPLY_RECORD[rtype](group, value)
 
 
-def _apply_checkpoint(rec, groups, path, start, first_chunk, salvage):
+def _apply_checkpoint(rec, groups, stream, path, start, first_chunk, salvage):
     version, chunk_offset, states = rec.value
     if chunk_offset != start:
         raise CorruptedLog(path, 0, f"checkpoint names chunk {chunk_offset}, file is chunk {start}")
@@ -81,7 +84,7 @@ def _apply_checkpoint(rec, groups, path, start, first_chunk, salvage):
             if gid in groups:
                 groups[gid].set_state(state)
             else:
-                groups[gid] = GroupState(gid, state=state)
+                groups[gid] = GroupState(gid, stream, state=state)
         return
     listed = dict(states)
     if listed.keys() != groups.keys():
@@ -125,7 +128,8 @@ def replay(data_dir, truncate_incomplete_record=True, mode="tolerate-tail"):
     files, ignored = list_chunks(data_dir)
     for name in ignored:
         log.warning("%s: ignoring %s: not a chunk file name", data_dir, name)
-    chunks = ChunkSet()
+    stream = _Stream()
+    chunks = stream.chunks
     groups = {}
     expected = None
     cut = ()
@@ -161,19 +165,22 @@ def replay(data_dir, truncate_incomplete_record=True, mode="tolerate-tail"):
                         raise Incomplete(f"record needs {end - size} more bytes")
                     if unpack_crc(data, end - 8)[0] != crc32(view[pos:end - 8]):
                         raise BadRecord("crc32 checksum mismatch in an append")
-                    group = _group(groups, gid, path, pos, salvage)
+                    group = _group(groups, stream, gid, path, pos, salvage)
                     if len(group.index) and index != group.index.next_index():
                         raise CorruptedLog(path, pos, f"append of index {index} to group {gid}, "
                                                       f"which expects {group.index.next_index()}")
-                    group.apply_append((term, index), start + pos, n, chunks)
+                    group.index.append(index, term, start + pos, n)  # where: only replay knows
+                    chunk.live += 1
+                    apply_append(group, (((term, index), None),))
                 else:
                     rec, end = codec.decode(data, pos)
                     if (pos == 0) != (rec.type == codec.CHECKPOINT):
                         raise CorruptedLog(path, pos, "a chunk must open with a checkpoint, and only there")
                     if rec.type == codec.CHECKPOINT:
-                        _apply_checkpoint(rec, groups, path, start, i == 0, salvage)
+                        _apply_checkpoint(rec, groups, stream, path, start, i == 0, salvage)
                     else:
-                        _replay_record(rec, groups, chunks, path, pos, start + end, salvage)
+                        stream.end = start + end
+                        _replay_record(rec, groups, stream, path, pos, salvage)
             except (Incomplete, BadRecord, CorruptedLog) as exc:
                 reason = exc.reason if isinstance(exc, CorruptedLog) else str(exc)
                 if mode == "salvage":

@@ -1,10 +1,13 @@
 """The embedded engine: ``Store.open(data_dirs)`` and its group handles.
 
 The store owns every group's state and places each new group on the least
-loaded disk, where it stays. Each operation is checked completely before
-anything is encoded, so a rejected request leaves no byte behind and no change
-in memory. One lock guards all state; flushers report from their own threads
-and user callbacks run outside the lock.
+loaded disk, where it stays. Writes have one way in, ``Store.write(ops)``; a
+single op is a batch of one. A batch is checked whole, each op against the
+state the ones before it leave (a copy-on-write shadow), before a byte is
+encoded, so a rejected batch leaves no byte behind and no change in memory;
+then each op's record is encoded and applied by the same ``ops.apply`` that
+recovery replays. One lock guards all state; flushers report from their own
+threads and user callbacks run outside the lock.
 """
 
 import logging
@@ -13,12 +16,14 @@ import threading
 import time
 
 from . import codec
-from .args import WRITE_OPS, Batch, check_entries, check_u64, normalize_arg
+from .args import check_u64
+from .batch import Batch
 from .disk import Disk
-from .errors import (CorruptedLog, GroupExists, GroupNotFound, InvalidArgument, LogIdNonConsecutive,
-                     ShardlogError, StoreClosed, Timeout, TooManyGroups)
+from .errors import (CorruptedLog, GroupExists, GroupNotFound, InvalidArgument, ShardlogError, StoreClosed,
+                     Timeout, TooManyGroups)
 from .flusher import ThreadFlusher
-from .group import GroupState, Shadow
+from .group import NEW_GROUP, Shadow
+from .ops import APPEND, NO_RECORD, WRITE_OPS, with_write_ops
 from .lockfile import DirLock
 from .naming import chunk_path
 from .recovery import replay
@@ -40,7 +45,6 @@ class Store:
         for disk in disks:
             self._groups.update(disk.groups)
         self._closed = False
-        self._ops = {op: getattr(self, "_do_" + op) for op in WRITE_OPS}
         #: Set by an owner whose flushers report only when driven (the front's
         #: worker flushers): ``pump(timeout)`` handles their events while a
         #: caller blocks. None for flushers with threads of their own.
@@ -170,26 +174,6 @@ class Store:
         if self._closed:
             raise StoreClosed("the store is closed")
 
-    def _place(self, gid):
-        """Create group ``gid`` on the least loaded healthy disk."""
-        if len(self._groups) >= self.settings["max_groups"]:
-            raise TooManyGroups(f"cannot create group {gid}: the store holds max_groups = "
-                                f"{self.settings['max_groups']} groups")
-        disks = [d for d in self._disks if d.failed is None] or self._disks
-        disk = min(disks, key=lambda d: len(d.groups))
-        disk.check_writable()
-        group = disk.create_group(gid)
-        self._groups[gid] = group
-        return group
-
-    def _writable(self, gid):
-        """The group, or None if it does not exist yet; raises if its disk cannot write."""
-        self._check_open()
-        group = self._groups.get(gid)
-        if group is not None:
-            group.disk.check_writable()
-        return group
-
     def _wait(self, start, timeout):
         done = threading.Event()
         result = []
@@ -245,84 +229,114 @@ class Store:
         for disk in disks:
             self._flush_disk(disk, one_done)
 
-    # ------------------------------------------------------------ group operations
+    # ------------------------------------------------------------ the write path
 
-    def _write(self, op, gid, arg):
-        """Check and carry out one write (``arg`` already normalized)."""
+    def write(self, ops, flush=False, callback=None, timeout=None):
+        """Carry out ``[(op, gid, arg), ...]`` (arguments normalized by ``ops.WRITE_OPS``).
+
+        Every op is checked, in order, against the state the ops before it
+        leave; if any fails, nothing is written and nothing changes. With
+        ``flush``, waits (or calls ``callback``) until all of it is durable.
+        """
         with self._lock:
             self._check_open()
-            disk = self._ops[op](gid, self._checker(gid), arg)
-        self._throttle(disk)
+            planned, placement = self._plan(ops)
+            written = self._apply(planned, placement)
+            if flush:  # also the disks of ops that wrote nothing: what came before them
+                disks = {self._groups[gid].disk for _, gid, _ in ops if gid in self._groups}
+        limit = self.settings["max_unsynced_bytes"]
+        for disk in written:
+            if disk.end - disk.synced > limit:
+                self._throttle(disk)
+        if not flush:
+            if callback is not None:
+                callback(None)
+            return
+        if callback is not None:
+            return self._flush_disks(list(disks), callback)
+        self._wait(lambda cb: self._flush_disks(list(disks), cb), timeout)
 
-    def _checker(self, gid):
-        """The group to check a write against: the real one, or an empty detached one."""
-        group = self._groups.get(gid)
-        if group is None:
-            return GroupState(gid)
-        group.disk.check_writable()
-        return group
+    def _plan(self, ops):
+        """Check ``ops`` without changing anything: ``([(WriteOp, gid, record value)],
+        {new gid: its disk})``. An op is applied to a shadow of its group only when
+        a later op of the batch must see its effect."""
+        groups = self._groups
+        if len(ops) == 1:  # the common case, without the batch's bookkeeping
+            name, gid, arg = ops[0]
+            op = WRITE_OPS[name]
+            group = groups.get(gid)
+            if group is not None:
+                group.disk.check_writable()
+            value = op.check(group or NEW_GROUP, arg)
+            if value is NO_RECORD:
+                return (), None
+            return [(op, gid, value)], (None if group is not None else self._placement([gid]))
+        # Where each group's last op is: an op needs applying to a shadow only
+        # when a later op of the same group must see it.
+        last_op = {gid: pos for pos, (_, gid, _) in enumerate(ops)} if len(ops) > 1 else None
+        states = {}
+        planned = []
+        new = {}
+        for pos, (name, gid, arg) in enumerate(ops):
+            op = WRITE_OPS[name]
+            state = states.get(gid)
+            if state is None:
+                state = groups.get(gid)
+                if state is None:
+                    state = NEW_GROUP
+                else:
+                    state.disk.check_writable()
+                states[gid] = state
+            value = op.check(state, arg)
+            if value is NO_RECORD:
+                continue
+            planned.append((op, gid, value))
+            if gid not in groups:
+                new[gid] = None
+            if last_op is not None and last_op[gid] != pos:
+                if type(state) is not Shadow:
+                    state = states[gid] = Shadow(state)
+                op.apply(state, value)
+        return planned, (self._placement(list(new)) if new else None)
 
-    def _placed(self, group):
-        return group if group.disk is not None else self._place(group.gid)
+    def _placement(self, gids):
+        """The disk each new group goes on: the least loaded healthy one, counting
+        the groups placed before it; raises rather than place any if one cannot go."""
+        limit = self.settings["max_groups"]
+        if len(self._groups) + len(gids) > limit:
+            raise TooManyGroups(f"cannot create group {gids[0]}: the store holds max_groups = {limit} groups")
+        disks = [d for d in self._disks if d.failed is None] or self._disks
+        load = {disk: len(disk.groups) for disk in disks}
+        placement = {}
+        for gid in gids:
+            disk = min(disks, key=load.__getitem__)
+            disk.check_writable()
+            load[disk] += 1
+            placement[gid] = disk
+        return placement
 
-    # Each ``_do_<op>`` checks (unless a batch already did), encodes, applies,
-    # and returns the disk written to (None when nothing was written).
-
-    def _do_save_vote(self, gid, group, vote, check=True):
-        if check:
-            group.check_vote(vote)
-        group = self._placed(group)
-        group.disk.write(codec.encode(codec.SAVE_VOTE, gid, vote),
-                         lambda: setattr(group, "vote", vote))
-        return group.disk
-
-    def _do_append(self, gid, group, entries, check=True):
-        if not entries:
-            return None
-        if check:
-            group.check_append(entries)
-        elif (expected := group.index.expected_next()) is not None and entries[0][0][1] != expected:
-            # The batch's shadow cannot see the index; never misfile entries.
-            raise LogIdNonConsecutive(group.last, entries[0][0])
-        group = self._placed(group)
-        group.disk.append(group, entries)
-        return group.disk
-
-    def _do_truncate(self, gid, group, index, check=True):
-        log_id = group.truncate_target(index)
-        group = self._placed(group)
-        disk = group.disk
-        disk.write(codec.encode(codec.TRUNCATE_AFTER, gid, log_id),
-                   lambda: group.apply_truncate(log_id, disk.chunks, disk.end))
-        return disk
-
-    def _do_purge(self, gid, group, upto, check=True):
-        if group.purge_is_noop(upto):
-            return None
-        group = self._placed(group)
-        disk = group.disk
-        disk.write(codec.encode(codec.PURGE_UPTO, gid, upto),
-                   lambda: group.apply_purge(upto, disk.chunks, disk.end))
-        return disk
-
-    def _do_commit(self, gid, group, log_id, check=True):
-        if check:
-            group.check_commit(log_id)
-        group = self._placed(group)
-        group.disk.write(codec.encode(codec.COMMIT, gid, log_id),
-                         lambda: setattr(group, "committed", log_id))
-        return group.disk
-
-    def _do_save_user_data(self, gid, group, user_data, check=True):
-        group = self._placed(group)
-        state = group.state()._replace(user_data=user_data)
-        group.disk.write(codec.encode(codec.STATE, gid, state), lambda: group.set_state(state))
-        return group.disk
+    def _apply(self, planned, placement):
+        """Encode each checked op's record and apply it: nothing here can refuse.
+        Returns the disks written to."""
+        groups = self._groups
+        written = set()
+        for op, gid, value in planned:
+            group = groups.get(gid)
+            if group is None:
+                group = groups[gid] = placement[gid].create_group(gid)
+            disk = group.disk
+            if op.record == APPEND:
+                disk.append(group, value)  # encodes, indexes and rotates as it goes
+                op.apply(group, value)
+            else:
+                disk.put(codec.encode(op.record, gid, value))
+                op.apply(group, value)
+                disk.after_write()
+            written.add(disk)
+        return written
 
     def _throttle(self, disk):
         """Backpressure: a writer waits while its disk holds too many unsynced bytes."""
-        if disk is None or disk.end - disk.synced <= self.settings["max_unsynced_bytes"]:
-            return
         try:
             self._wait(lambda cb: self._flush_disk(disk, cb), None)
         except ShardlogError:
@@ -334,43 +348,7 @@ class Store:
         ``with store.batch(flush=True) as b: b.group(1).append(...)``; leaving
         the block applies them (and waits for durability if ``flush``).
         """
-        return Batch(lambda ops: self.apply_batch(ops, flush=flush, timeout=timeout))
-
-    def apply_batch(self, ops, flush=False, callback=None, timeout=None):
-        """Apply ``[(op, gid, arg), ...]`` (normalized by ``protocol.normalize_write``).
-
-        Every op is checked, in order, against the state the ops before it
-        would leave; if any fails nothing is written. With ``flush``, waits
-        (or calls ``callback``) until all of it is durable.
-        """
-        with self._lock:
-            self._check_open()
-            seen, repeated = set(), set()
-            for _, gid, _ in ops:
-                (repeated if gid in seen else seen).add(gid)
-            shadows = {}
-            for op, gid, arg in ops:
-                if gid in repeated:
-                    shadow = shadows.get(gid)
-                    if shadow is None:
-                        shadow = shadows[gid] = Shadow(self._checker(gid))
-                    shadow.check_and_apply(op, arg)
-                else:  # its only op: check it against the group itself
-                    self._checker(gid).check(op, arg)
-            disks = set()
-            for op, gid, arg in ops:
-                disk = self._ops[op](gid, self._checker(gid), arg, check=False)
-                if disk is not None:
-                    disks.add(disk)
-        for disk in disks:
-            self._throttle(disk)
-        if not flush:
-            if callback is not None:
-                callback(None)
-            return
-        if callback is not None:
-            return self._flush_disks(list(disks), callback)
-        self._wait(lambda cb: self._flush_disks(list(disks), cb), timeout)
+        return Batch(lambda ops: self.write(ops, flush=flush, timeout=timeout))
 
     def _flush_group(self, gid, callback, timeout):
         def start(cb):
@@ -432,26 +410,15 @@ class Store:
             disk.cache.misses += misses
             return out, (hi if hi < stop else None)
 
-    def _restore(self, gid, state, entries):
-        """Create group ``gid`` holding ``state`` and ``entries`` (an import)."""
-        check_u64(gid, "group id")
-        entries = check_entries(entries)
-        expected_last = entries[-1][0] if entries else state.purged
-        if state.last != expected_last:
-            raise InvalidArgument(f"state.last {state.last} does not match the entries "
-                                  f"(expected {expected_last})")
-        start = state._replace(last=state.purged)
-        GroupState(gid, state=start).check_append(entries)
+    def _import(self, gid, ops):
+        """Create group ``gid`` by writing ``ops`` to it (an import); durable on return."""
         with self._lock:
             self._check_open()
             if gid in self._groups:
-                raise GroupExists(f"group {gid} already exists")
-            group = self._place(gid)
-            disk = group.disk
-            disk.write(codec.encode(codec.STATE, gid, start), lambda: group.set_state(start))
-            if entries:
-                disk.append(group, entries)
-            disk.write(codec.encode(codec.STATE, gid, state), lambda: group.set_state(state))
+                raise GroupExists(f"group {gid} already exists; drop it first or choose another id")
+            planned, placement = self._plan(ops)
+            self._apply(planned, placement)
+        self._flush_group(gid, None, None)
 
     def _group_history(self, gid):
         """``(state before, [(type, value), ...])``: the group's records still on disk.
@@ -498,12 +465,15 @@ class Store:
             return group.state() if group is not None else LogState()
 
 
+@with_write_ops
 class Group:
     """One group of a Store: the operations of a Raft node's log storage.
 
     The same methods, with the same arguments, exist on the network client's
-    group handle, so a Raft node's storage code runs unchanged on either.
-    Every write takes ``flush=True`` to return only once it is durable.
+    group handle, so a Raft node's storage code runs unchanged on either. The
+    write methods (``save_vote``, ``append``, ``truncate``, ``purge``,
+    ``commit``, ``save_user_data``) come from ops.py; each takes
+    ``flush=True`` to return only once it is durable.
     """
 
     __slots__ = ("_store", "gid")
@@ -515,40 +485,8 @@ class Group:
     def __repr__(self):
         return f"Group({self.gid})"
 
-    def save_vote(self, vote, flush=False):
-        """Persist ``(term, voted_for)``; VoteReversal if lower than the saved one."""
-        self._store._write("save_vote", self.gid, normalize_arg("save_vote", vote))
-        if flush:
-            self.flush()
-
-    def append(self, entries, flush=False):
-        """Append ``[((term, index), payload), ...]``, checked as one batch."""
-        self._store._write("append", self.gid, check_entries(entries))
-        if flush:
-            self.flush()
-
-    def truncate(self, index, flush=False):
-        """Drop entries at ``index`` and above."""
-        self._store._write("truncate", self.gid, normalize_arg("truncate", index))
-        if flush:
-            self.flush()
-
-    def purge(self, upto, flush=False):
-        """Drop entries up to and including log id ``upto``."""
-        self._store._write("purge", self.gid, normalize_arg("purge", upto))
-        if flush:
-            self.flush()
-
-    def commit(self, log_id, flush=False):
-        self._store._write("commit", self.gid, normalize_arg("commit", log_id))
-        if flush:
-            self.flush()
-
-    def save_user_data(self, user_data, flush=False):
-        """Persist ``bytes`` (or None) alongside the state, as a full State record."""
-        self._store._write("save_user_data", self.gid, normalize_arg("save_user_data", user_data))
-        if flush:
-            self.flush()
+    def _write(self, op, arg, flush):
+        self._store.write([(op, self.gid, WRITE_OPS[op].normalize(arg))], flush=flush)
 
     def flush(self, callback=None, timeout=None):
         """Block until every write accepted so far is durable, or call

@@ -4,9 +4,12 @@ import msgpack
 import zmq
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from shardlog.protocol import OPS, WRITE_FIELDS
+from shardlog.ops import WRITE_OPS
+from shardlog.protocol import OPS
 
 from .conftest import snapshot
+
+WRITE_FIELDS = {name: op.field for name, op in WRITE_OPS.items()}
 
 # msgpack carries integers in [-2**63, 2**64): above that nothing can be sent.
 I64_MIN, U64 = -2 ** 63, 2 ** 64

@@ -8,7 +8,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENGINE = ["store", "disk", "group", "index", "chunks", "cache", "recovery", "codec", "flusher", "compat",
           "settings", "lockfile", "model"]
 #: Modules shared by every layer: no engine state, no sockets.
-SHARED = {"errors", "types", "naming", "wire", "args", "protocol"}
+SHARED = {"errors", "types", "naming", "wire", "args", "ops", "batch", "protocol"}
 
 
 def imports_of(path):

@@ -1,0 +1,68 @@
+"""The batch recorder: writes for many groups, handed over as one request.
+
+``with x.batch() as b: b.group(1).append(...)`` records ``(op, gid, arg)``
+with each argument checked as it is recorded (a bad one raises inside the
+block and nothing is submitted); leaving the block submits them all. The
+same recorder serves the Store and both clients; what it stores of an
+argument is the form its owner sends (the engine's normal form, or the wire
+form for a client).
+"""
+
+from .args import check_u64
+from .errors import InvalidArgument
+from .ops import WRITE_OPS, with_write_ops
+
+
+def _normal_form(op, arg):
+    return WRITE_OPS[op].normalize(arg)
+
+
+def wire_form(op, arg):
+    """A client's form: checked, then as it travels."""
+    write_op = WRITE_OPS[op]
+    return write_op.to_wire(write_op.normalize(arg))
+
+
+class Batch:
+    """Records writes; ``submit(ops)`` runs when the block ends, with ``ops`` as
+    ``[(op, gid, recorded arg), ...]``."""
+
+    def __init__(self, submit, record=_normal_form):
+        self._submit = submit
+        self._record = record
+        self.ops = []
+        self.result = None
+
+    def group(self, gid):
+        return BatchGroup(self, check_u64(gid, "group id"))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.result = self._submit(self.ops)
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.result = await self._submit(self.ops)
+
+
+@with_write_ops
+class BatchGroup:
+    """One group's writes inside a batch: the write methods of a group handle."""
+
+    __slots__ = ("_batch", "gid")
+
+    def __init__(self, batch, gid):
+        self._batch = batch
+        self.gid = gid
+
+    def _write(self, op, arg, flush):
+        if flush:
+            raise InvalidArgument("a write inside a batch cannot flush on its own; use batch(flush=True)")
+        self._batch.ops.append((op, self.gid, self._batch._record(op, arg)))
+        return self

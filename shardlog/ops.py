@@ -1,0 +1,250 @@
+"""The write operations of a Raft log, each defined once.
+
+One entry per op says everything about it: its argument (how it is checked
+and normalized, how it travels on the wire), the record it writes,
+``check(state, arg)`` and ``apply(state, value)``. Every piece of shardlog
+that writes or replays a group goes through these two functions, so the
+rules cannot drift apart: the engine's write path (single ops are batches of
+one), recovery's replay, the check of a batch on a shadow of its groups, and
+raft-log import and export. The group handles of the Store and of both
+clients, the batch recorder, the front's dispatch and the op list of
+docs/protocol.md are generated from the table too. Adding an op is one entry
+here plus its record's codec.
+
+``check`` raises the error named after the rule it protects and changes
+nothing; it returns the value of the record to write, or ``NO_RECORD`` when
+the op is a no-op. ``apply`` is the transition that record makes; it never
+raises, because a record on disk has already happened. raft-log writes first
+and checks afterwards; shardlog checks everything before a byte is encoded.
+
+Both take a *group state*: an object with the fields of ``LogState``,
+``state()``, ``set_state(LogState)``, ``term_at(index)`` (the term of a held
+entry, or None) and three primitives that say where entries are kept:
+``add_entries(entries)``, ``drop_from(index)`` (entries at and above) and
+``drop_upto(index)`` (entries at and below). The engine's group, a batch's
+copy-on-write shadow and raft-log's replay each implement them for their own
+storage; the rules stay here. This module imports nothing of the engine, so
+the clients can use it.
+"""
+
+import keyword
+from typing import Callable, NamedTuple
+
+from .args import check_entries, check_optional_bytes, check_pair, check_u64, entries_from_wire
+from .errors import LogIdMismatch, LogIdNonConsecutive, LogIdReversal, LogIndexNotFound, VoteReversal
+from .types import next_index
+
+#: Record types of raft-log's format, which the six ops write (docs/format.md);
+#: shardlog's own record types follow them in codec.py.
+SAVE_VOTE, APPEND, COMMIT, TRUNCATE_AFTER, PURGE_UPTO, STATE = range(6)
+
+#: What ``check`` returns for an op that changes nothing (a purge below ``purged``).
+NO_RECORD = object()
+
+
+def above(a, b):
+    """``a > b`` where None is below everything (Option ordering in Rust)."""
+    if a is None:
+        return False
+    return b is None or a > b
+
+
+# ------------------------------------------------------------ checks
+
+
+def check_vote(g, vote):
+    if above(g.vote, vote):
+        raise VoteReversal(g.vote, vote)
+    return vote
+
+
+def check_append(g, entries):
+    """Each entry as if appended in turn: after ``last``, with the next index."""
+    if not entries:
+        return NO_RECORD
+    last = g.last
+    for log_id, _ in entries:
+        if last is not None:
+            if log_id <= last:
+                raise LogIdReversal(last, log_id, "append")
+            if log_id[1] != last[1] + 1:
+                raise LogIdNonConsecutive(last, log_id)
+        last = log_id
+    return entries
+
+
+def check_truncate(g, index):
+    """The log id a truncate at ``index`` keeps as the last one (None: keep nothing)."""
+    if index == next_index(g.purged):
+        return g.purged
+    term = g.term_at(index - 1) if index > 0 else None
+    if term is None:
+        raise LogIndexNotFound(index - 1 if index > 0 else index)
+    return (term, index - 1)
+
+
+def check_purge(g, upto):
+    if upto[1] < next_index(g.purged):
+        return NO_RECORD
+    term = g.term_at(upto[1])
+    if term is not None and term != upto[0]:
+        raise LogIdMismatch((term, upto[1]), upto)
+    last = g.last
+    if last is not None and upto[1] != last[1] and (upto[1] > last[1]) != (upto > last):
+        # Log ids must order as their indexes do: below ``last`` a higher term
+        # would lift ``last`` above entries the log still holds; beyond
+        # ``last`` a lower term would leave ``purged`` above ``last``.
+        raise LogIdMismatch(last, upto)
+    return upto
+
+
+def check_commit(g, log_id):
+    if above(g.committed, log_id):
+        raise LogIdReversal(g.committed, log_id, "commit")
+    return log_id
+
+
+def check_user_data(g, user_data):
+    """raft-log saves user data as a whole State record."""
+    return g.state()._replace(user_data=user_data)
+
+
+# ------------------------------------------------------------ applies
+
+
+def apply_vote(g, vote):
+    g.vote = vote
+
+
+def apply_append(g, entries):
+    g.add_entries(entries)
+    g.last = entries[-1][0]
+
+
+def apply_truncate(g, keep):
+    g.drop_from(next_index(keep))
+    if above(g.last, keep):
+        g.last = keep
+
+
+def apply_purge(g, upto):
+    g.drop_upto(upto[1])
+    if above(upto, g.purged):
+        g.purged = upto
+    if above(upto, g.last):
+        g.last = upto
+
+
+def apply_commit(g, log_id):
+    g.committed = log_id
+
+
+def apply_state(g, state):
+    g.set_state(state)
+
+
+# ------------------------------------------------------------ the table
+
+
+def _log_id_to_wire(value):
+    return [value[0], value[1]]
+
+
+def _entries_to_wire(entries):
+    return [[log_id[0], log_id[1], payload] for log_id, payload in entries]
+
+
+def _same(value):
+    return value
+
+
+class WriteOp(NamedTuple):
+    name: str
+    #: The request field (and the handle method's parameter) holding the argument.
+    field: str
+    #: One line for the handle's docstring and docs/protocol.md.
+    doc: str
+    #: The argument's type in docs/protocol.md, and its Python annotation.
+    wire_type: str
+    annotation: str
+    #: Any user value -> the normal form the engine takes, or InvalidArgument.
+    normalize: Callable
+    #: Normal form -> the msgpack value a client sends.
+    to_wire: Callable
+    #: The msgpack value off the wire -> normal form, or InvalidArgument.
+    from_wire: Callable
+    #: Errors ``check`` raises (for docs/protocol.md).
+    errors: tuple
+    record: int
+    check: Callable
+    apply: Callable
+
+
+def _pair(what):
+    return lambda value: check_pair(value, what)
+
+
+WRITE_OPS = {op.name: op for op in (
+    WriteOp("save_vote", "vote", "Persist the vote ``(term, voted_for)``; it never goes down.",
+            "Vote", "Vote", _pair("vote"), _log_id_to_wire, _pair("vote"),
+            ("VoteReversal",), SAVE_VOTE, check_vote, apply_vote),
+    WriteOp("append", "entries", "Append ``[((term, index), payload), ...]``, checked as a whole first.",
+            "[Entry...]", "Iterable[Entry]", check_entries, _entries_to_wire, entries_from_wire,
+            ("LogIdReversal", "LogIdNonConsecutive"), APPEND, check_append, apply_append),
+    WriteOp("truncate", "index", "Drop the entries at ``index`` and above.",
+            "u64", "int", lambda value: check_u64(value, "index"), _same,
+            lambda value: check_u64(value, "index"),
+            ("LogIndexNotFound",), TRUNCATE_AFTER, check_truncate, apply_truncate),
+    WriteOp("purge", "upto", "Drop the entries up to and including log id ``upto``.",
+            "LogId", "LogId", _pair("log id"), _log_id_to_wire, _pair("log id"),
+            ("LogIdMismatch",), PURGE_UPTO, check_purge, apply_purge),
+    WriteOp("commit", "log_id", "Persist the commit point; it never goes down.",
+            "LogId", "LogId", _pair("log id"), _log_id_to_wire, _pair("log id"),
+            ("LogIdReversal",), COMMIT, check_commit, apply_commit),
+    WriteOp("save_user_data", "user_data", "Persist ``bytes`` (or None) beside the state.",
+            "bin or nil", "Optional[bytes]", lambda value: check_optional_bytes(value, "user data"), _same,
+            lambda value: check_optional_bytes(value, "user data"),
+            (), STATE, check_user_data, apply_state),
+)}
+
+#: Record type -> the transition it makes, for replay (State records come
+#: from save_user_data and from raft-log's chunk heads alike).
+APPLY_RECORD = {op.record: op.apply for op in WRITE_OPS.values()}
+
+
+# ------------------------------------------------------------ generated handles
+
+
+def _write_method(op):
+    """``def <op>(self, <field>, flush=False): return self._write(<op>, <field>, flush)``.
+
+    Made from source, as dataclasses makes its methods, so each handle method
+    has its real name, signature and docstring and costs one call.
+    """
+    assert op.name.isidentifier() and op.field.isidentifier() and not keyword.iskeyword(op.field)
+    source = (f"def {op.name}(self, {op.field}: '{op.annotation}', flush: bool = False):\n"
+              f"    return self._write({op.name!r}, {op.field}, flush)\n")
+    namespace = {}
+    exec(source, namespace)  # noqa: S102 - names checked above, nothing from outside
+    method = namespace[op.name]
+    method.__doc__ = op.doc + "\n\nWith ``flush=True``, returns once the write is durable."
+    return method
+
+
+def with_write_ops(cls):
+    """Class decorator: one method per write op, each calling ``self._write(op, arg, flush)``."""
+    for op in WRITE_OPS.values():
+        if op.name not in cls.__dict__:
+            method = _write_method(op)
+            method.__qualname__ = f"{cls.__qualname__}.{op.name}"
+            setattr(cls, op.name, method)
+    return cls
+
+
+def markdown_table():
+    """The write ops' rows of docs/protocol.md's operation table."""
+    rows = []
+    for op in WRITE_OPS.values():
+        errors = ", ".join(f"`{e}`" for e in op.errors)
+        rows.append(f"| `{op.name}` | `gid`, `{op.field}: {op.wire_type}`, `flush?` | `nil` | {errors} |")
+    return "\n".join(rows)
