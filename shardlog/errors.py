@@ -1,20 +1,46 @@
 """Errors of shardlog, one class per rule they protect, under one base class.
 
-Each class carries a ``code``: the name a client sees over the wire (see
-docs/protocol.md), so that an exception and an error reply say the same thing.
+Each class's ``code`` is its name: what a client sees over the wire (see
+docs/protocol.md), so an exception and an error reply say the same thing.
+The attributes named in ``fields`` travel with it, so a client gets back the
+same exception, ``current`` and ``given`` included.
 """
 
 
 class ShardlogError(Exception):
     """Base class of every error shardlog raises on purpose."""
 
-    code = "Error"
+    code = "ShardlogError"
+    #: Attributes that travel with the error over the wire, besides its message.
+    fields = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.code = cls.__name__
+
+    @property
+    def message(self):
+        """What the error says, without a prefix of its own (what travels)."""
+        return self.args[0] if self.args else ""
+
+    def to_fields(self):
+        return {name: getattr(self, name) for name in self.fields}
+
+    @classmethod
+    def from_fields(cls, message, fields):
+        """The error as raised on the other side of the wire (tuples arrive as lists)."""
+        exc = cls.__new__(cls)
+        Exception.__init__(exc, message)
+        for name in cls.fields:
+            value = fields.get(name) if isinstance(fields, dict) else None
+            setattr(exc, name, tuple(value) if isinstance(value, list) else value)
+        return exc
 
 
 class VoteReversal(ShardlogError):
     """A vote lower than the one already saved."""
 
-    code = "VoteReversal"
+    fields = ("current", "given")
 
     def __init__(self, current, given):
         super().__init__(f"vote reversal: current {current}, given {given}")
@@ -25,7 +51,7 @@ class VoteReversal(ShardlogError):
 class LogIdReversal(ShardlogError):
     """A log id not greater than the last (append) or lower than committed."""
 
-    code = "LogIdReversal"
+    fields = ("current", "given", "when")
 
     def __init__(self, current, given, when):
         super().__init__(f"log id reversal while {when}: current {current}, given {given}")
@@ -37,7 +63,7 @@ class LogIdReversal(ShardlogError):
 class LogIdNonConsecutive(ShardlogError):
     """An append whose index is not the one right after the last."""
 
-    code = "LogIdNonConsecutive"
+    fields = ("last", "given")
 
     def __init__(self, last, given):
         super().__init__(f"non-consecutive log id: last {last}, given {given}")
@@ -48,7 +74,7 @@ class LogIdNonConsecutive(ShardlogError):
 class LogIndexNotFound(ShardlogError):
     """A truncate at an index whose predecessor is not in the log."""
 
-    code = "LogIndexNotFound"
+    fields = ("index",)
 
     def __init__(self, index):
         super().__init__(f"log index not found: {index}")
@@ -64,7 +90,7 @@ class LogIdMismatch(ShardlogError):
     correct Raft node asks for them.
     """
 
-    code = "LogIdMismatch"
+    fields = ("stored", "given")
 
     def __init__(self, stored, given):
         super().__init__(f"log id mismatch: the log holds {stored}, given {given}")
@@ -75,13 +101,11 @@ class LogIdMismatch(ShardlogError):
 class InvalidArgument(ShardlogError, ValueError):
     """A request whose arguments have the wrong type or range."""
 
-    code = "BadRequest"
-
 
 class GroupNotFound(ShardlogError, KeyError):
     """An operation that needs an existing group named one that does not exist."""
 
-    code = "GroupNotFound"
+    fields = ("gid",)
 
     def __init__(self, gid):
         super().__init__(f"group {gid} does not exist")
@@ -94,13 +118,12 @@ class GroupNotFound(ShardlogError, KeyError):
 class GroupExists(ShardlogError):
     """An import into a group id that already holds data."""
 
-    code = "GroupExists"
 
 
 class CorruptedLog(ShardlogError):
     """Data on disk that cannot be trusted: names the file and the byte offset."""
 
-    code = "CorruptedLog"
+    fields = ("path", "offset", "reason")
 
     def __init__(self, path, offset, reason):
         super().__init__(f"{path}: offset {offset}: {reason}")
@@ -112,7 +135,7 @@ class CorruptedLog(ShardlogError):
 class ChunkGap(CorruptedLog):
     """Two chunk files whose offsets do not meet: a chunk is missing or was cut."""
 
-    code = "ChunkGap"
+    fields = ("path", "offset", "reason", "expected")
 
     def __init__(self, path, offset, expected):
         super().__init__(
@@ -125,65 +148,58 @@ class ChunkGap(CorruptedLog):
 class TooManyGroups(ShardlogError):
     """Creating one more group would pass the ``max_groups`` setting."""
 
-    code = "TooManyGroups"
 
 
 class DirectoryLocked(ShardlogError):
     """Another process holds the data directory."""
 
-    code = "DirectoryLocked"
 
 
 class DiskFailed(ShardlogError):
     """A write or fsync failed on this disk; it takes no more writes until restart."""
 
-    code = "DiskFailed"
 
 
 class DiskFull(ShardlogError):
     """Free space on the disk fell under the reserve."""
 
-    code = "DiskFull"
 
 
 class StoreClosed(ShardlogError):
-    """The store was closed."""
-
-    code = "ShuttingDown"
+    """The store (or the server, or the client) is closed or shutting down."""
 
 
 class Timeout(ShardlogError, TimeoutError):
     """A blocking call did not complete within its timeout."""
 
-    code = "Timeout"
 
 
 class BadRequest(InvalidArgument):
     """A request that is not a well-formed message of the protocol."""
 
-    code = "BadRequest"
-
 
 class UnknownOp(BadRequest):
-    code = "UnknownOp"
+    """A request naming an op the server does not have."""
 
 
 class TooLarge(BadRequest):
-    code = "TooLarge"
+    """A request over the server's size limits."""
 
 
 class VersionMismatch(BadRequest):
-    code = "VersionMismatch"
+    """A request (or a server) speaking another protocol version."""
 
 
 class ServerError(ShardlogError):
-    """An error reply whose code this client does not know, or an internal error."""
-
-    code = "Internal"
+    """An error reply whose code this client does not know, or an internal error
+    (code ``Internal``); ``code`` is the code the reply carried."""
 
     def __init__(self, code, message):
-        super().__init__(f"{code}: {message}")
+        super().__init__(message)
         self.code = code
+
+    def __str__(self):
+        return f"{self.code}: {self.message}"
 
 
 def error_classes():
@@ -193,5 +209,7 @@ def error_classes():
     while stack:
         cls = stack.pop()
         stack.extend(cls.__subclasses__())
-        out.setdefault(cls.code, cls)
+        if cls.code in out:
+            raise TypeError(f"two error classes have the code {cls.code}")
+        out[cls.code] = cls
     return out

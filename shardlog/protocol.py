@@ -82,8 +82,13 @@ def ok(request_id, result=None):
 
 
 def error(request_id, exc):
-    code = getattr(exc, "code", "Internal")
-    return pack({"id": request_id, "status": "error", "code": code, "message": str(exc)})
+    """An error reply: the error's code (its class name), message and fields;
+    anything not a ShardlogError is a bug, and travels as ``Internal``."""
+    if isinstance(exc, ShardlogError):
+        code, message, fields = exc.code, exc.message, exc.to_fields()
+    else:
+        code, message, fields = "Internal", f"{type(exc).__name__}: {exc}", {}
+    return pack({"id": request_id, "status": "error", "code": code, "message": message, "fields": fields})
 
 
 def raise_for(reply):
@@ -94,6 +99,4 @@ def raise_for(reply):
     cls = _ERRORS.get(code)
     if cls is None or cls is ServerError:
         raise ServerError(code, message)
-    exc = cls.__new__(cls)
-    ShardlogError.__init__(exc, message)
-    raise exc
+    raise cls.from_fields(message, reply.get("fields"))
