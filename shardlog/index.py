@@ -100,10 +100,9 @@ class EntryIndex:
 
         ``next_first`` is where the next append must land if nothing is left.
         """
-        if end <= self.head:
-            return
-        self.first += end - self.head
-        self.head = end
+        if end > self.head:
+            self.first += end - self.head
+            self.head = end
         if self.head == len(self.terms):
             self.clear()
             self.first = next_first

@@ -1,19 +1,33 @@
 """Random operation sequences on many groups against a plain in-memory model.
 
 The model implements DESIGN.md section 1 on its own (dicts, no index, no
-files); the store must agree with it on every result, every error, every
-state and every read, across chunk rotations, cache evictions, chunk removals
-and reopens at random points.
+files): a second, independent reading of the rules, so it can catch a wrong
+one in ops.py. The store must agree with it on every result, every error,
+every state and every read, across chunk rotations, cache evictions, chunk
+removals and reopens at random points, and its own invariants (``last``, the
+index, ``purged`` and the entries read back agree) hold after every step.
+Batches are drawn from states reached by purges beyond ``last``, truncates
+to the purge point and appends at it: a rejected batch must leave the files
+byte-identical and every group as it was; an accepted one must equal its ops
+applied one by one.
+
+``SHARDLOG_MODEL_EXAMPLES=100000`` runs a long one.
 """
 
+import os
 import shutil
 import tempfile
+from pathlib import Path
 
 from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from shardlog import GroupNotFound, Store
 from shardlog.model import ModelGroup
+from shardlog.types import next_index
+
+from .conftest import snapshot
+from .test_atomicity import memory
 
 GIDS = st.integers(0, 5)
 SETTINGS = dict(chunk_max_records=7, chunk_max_size=600, cache_max_items=4, cache_max_bytes=64)
@@ -28,8 +42,57 @@ def outcome(call):
     return None
 
 
-def _next(log_id):
-    return 0 if log_id is None else log_id[1] + 1
+def check_invariants(store):
+    """What must hold of every group between any two steps, whatever the ops were."""
+    for gid, group in store._groups.items():
+        index, last, purged = group.index, group.last, group.purged
+        entries = list(store.group(gid).read(0, 2 ** 64 - 1))
+        assert [(t, i) for (t, i), _ in entries] == [
+            (index.terms[index.head + k], index.first + k) for k in range(len(index))], gid
+        if purged is not None:
+            assert last is not None and last >= purged, (gid, last, purged)
+        if entries:
+            assert entries[-1][0] == last, (gid, entries[-1][0], last)
+            if purged is not None:
+                assert entries[0][0][1] == purged[1] + 1, (gid, entries[0][0], purged)
+        else:
+            assert last == purged, (gid, last, purged)
+        if last is not None:
+            assert index.next_index() == next_index(last), (gid, index.next_index(), last)
+
+
+def draw_purge_point(data, model):
+    """A purge point: at a held entry, beyond ``last`` (at, below or above its term), or anywhere."""
+    last = model.last
+    kind = data.draw(st.sampled_from(["held", "beyond", "any"]))
+    if kind == "held" and model.entries:
+        return data.draw(st.sampled_from(model.read()))[0]
+    if kind == "beyond" and last is not None:
+        return (max(0, last[0] + data.draw(st.integers(-1, 1))), last[1] + data.draw(st.integers(1, 4)))
+    return (data.draw(st.integers(0, 4)), data.draw(st.integers(0, next_index(last) + 1)))
+
+
+def draw_write(data, model):
+    """One write for a group in ``model``'s state: ``(op, arg)``, often valid, sometimes not."""
+    kind = data.draw(st.sampled_from(["append", "commit", "truncate", "purge", "save_vote", "save_user_data"]))
+    last = model.last
+    if kind == "append":
+        if last is None or data.draw(st.integers(0, 9)) == 0:
+            term, first = data.draw(st.integers(0, 3)), data.draw(st.integers(0, 12))
+        else:  # after last: at the purge point when the purge went beyond it
+            term, first = last[0] + data.draw(st.integers(0, 1)), last[1] + 1
+        return kind, [((term, first + k), b"b%d" % k) for k in range(data.draw(st.integers(1, 3)))]
+    if kind == "truncate":
+        if data.draw(st.booleans()):
+            return kind, next_index(model.purged)  # to the purge point
+        return kind, data.draw(st.integers(0, next_index(last) + 1))
+    if kind == "purge":
+        return kind, draw_purge_point(data, model)
+    if kind == "commit":
+        return kind, data.draw(st.tuples(st.integers(0, 4), st.integers(0, 20)))
+    if kind == "save_vote":
+        return kind, data.draw(st.tuples(st.integers(0, 4), st.integers(0, 3)))
+    return kind, data.draw(st.one_of(st.none(), st.binary(max_size=8)))
 
 
 class StoreVsModel(RuleBasedStateMachine):
@@ -75,19 +138,14 @@ class StoreVsModel(RuleBasedStateMachine):
     @rule(gid=GIDS, data=st.data())
     def truncate(self, gid, data):
         model = self.model.get(gid) or ModelGroup()
-        hi = _next(model.last) + 1
-        self.both(gid, "truncate", data.draw(st.integers(0, hi)))
+        if data.draw(st.booleans()):
+            self.both(gid, "truncate", next_index(model.purged))
+        else:
+            self.both(gid, "truncate", data.draw(st.integers(0, next_index(model.last) + 1)))
 
     @rule(gid=GIDS, data=st.data())
     def purge(self, gid, data):
-        model = self.model.get(gid) or ModelGroup()
-        hi = _next(model.last) + 1
-        index = data.draw(st.integers(0, hi))
-        if index in model.entries and data.draw(st.integers(0, 4)):
-            term = model.entries[index][0][0]
-        else:
-            term = data.draw(st.integers(0, 4))
-        self.both(gid, "purge", (term, index))
+        self.both(gid, "purge", draw_purge_point(data, self.model.get(gid) or ModelGroup()))
 
     @rule(gid=GIDS, term=st.integers(0, 4), index=st.integers(0, 20))
     def commit(self, gid, term, index):
@@ -122,30 +180,18 @@ class StoreVsModel(RuleBasedStateMachine):
     def batch(self, data):
         """Writes for several groups as one batch: all applied, or none when any fails."""
         ops = []
-        shadow = {gid: (m.copy() if m else None) for gid, m in self.model.items()}
-        for _ in range(data.draw(st.integers(1, 5))):
+        drafts = {gid: m.copy() for gid, m in self.model.items()}
+        for _ in range(data.draw(st.integers(1, 6))):
             gid = data.draw(GIDS)
-            model = shadow.get(gid) or ModelGroup()
-            kind = data.draw(st.sampled_from(["append", "commit", "truncate", "purge", "save_vote"]))
-            last = model.last
-            if kind == "append":
-                term, first = (1, 0) if last is None else (last[0], last[1] + 1)
-                arg = [((term, first + k), b"b%d" % k) for k in range(data.draw(st.integers(1, 3)))]
-                if data.draw(st.integers(0, 6)) == 0:
-                    arg = [((0, 0), b"reversal")]
-            elif kind == "truncate":
-                arg = data.draw(st.integers(0, (last[1] + 2) if last else 1))
-            elif kind == "purge":
-                entries = model.read()
-                arg = entries[0][0] if entries and data.draw(st.booleans()) else (0, 0)
-            elif kind == "commit":
-                arg = data.draw(st.tuples(st.integers(0, 3), st.integers(0, 20)))
-            else:
-                arg = data.draw(st.tuples(st.integers(0, 3), st.integers(0, 3)))
+            draft = drafts.setdefault(gid, ModelGroup())
+            kind, arg = draw_write(data, draft)
             ops.append((kind, gid, arg))
-            shadow[gid] = model
-        # The model applies them in order; the first failure means nothing is applied.
-        trial = {gid: (m.copy() if m else ModelGroup()) for gid, m in self.model.items()}
+            try:  # draw the next op from the state this one leaves, if it is valid
+                draft.apply(kind, arg)
+            except Exception:
+                pass
+        # The model applies them one by one; the first failure means nothing is applied.
+        trial = {gid: m.copy() for gid, m in self.model.items()}
 
         def in_model():
             for kind, gid, arg in ops:
@@ -156,13 +202,22 @@ class StoreVsModel(RuleBasedStateMachine):
                 for kind, gid, arg in ops:
                     getattr(b.group(gid), kind)(arg)
 
+        self.store.flush()
+        files, mem = self.files(), memory(self.store)
         expected, got = outcome(in_model), outcome(in_store)
         assert type(got) is type(expected), f"batch {ops}: store {got!r}, model {expected!r}"
         if expected is None:
             for kind, gid, arg in ops:
                 self.model[gid] = trial[gid]
+        else:
+            self.store.flush()
+            assert memory(self.store) == mem, f"rejected batch {ops} changed memory"
+            assert self.files() == files, f"rejected batch {ops} changed the files"
         for gid in {gid for _, gid, _ in ops}:
             self.check(gid)
+
+    def files(self):
+        return [snapshot(Path(d)) for d in self.dirs]
 
     @rule(gid=GIDS)
     def flush(self, gid):
@@ -177,6 +232,10 @@ class StoreVsModel(RuleBasedStateMachine):
     def same_groups(self):
         assert self.store.groups() == sorted(self.model)
 
+    @invariant()
+    def invariants_hold(self):
+        check_invariants(self.store)
+
     @precondition(lambda self: self.model)
     @invariant()
     def all_groups_agree(self):
@@ -185,7 +244,7 @@ class StoreVsModel(RuleBasedStateMachine):
 
 
 StoreVsModel.TestCase.settings = settings(
-    max_examples=150, stateful_step_count=40, deadline=None,
+    max_examples=int(os.environ.get("SHARDLOG_MODEL_EXAMPLES", 150)), stateful_step_count=40, deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestStoreVsModel = StoreVsModel.TestCase
