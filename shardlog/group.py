@@ -48,7 +48,7 @@ class GroupState:
         if start < end:
             self._drop_payloads(idx.first + start - idx.head, idx.first + end - idx.head)
             self.disk.chunks.release(idx.offsets, start, end, self.disk.end)
-            idx.cut_tail(start)
+        idx.cut_tail(start, index)
 
     def drop_upto(self, index):
         idx = self.index

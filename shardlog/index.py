@@ -88,12 +88,16 @@ class EntryIndex:
         start = self.head
         return (start, min(max(index + 1 - self.first, 0) + start, len(self.terms)))
 
-    def cut_tail(self, start):
-        """Drop the array positions from ``start`` on (see span_after)."""
+    def cut_tail(self, start, next_first):
+        """Drop the array positions from ``start`` on (see span_after).
+
+        ``next_first`` is where the next append must land if nothing is left.
+        """
         if start < len(self.terms):
             del self.terms[start:], self.offsets[start:], self.sizes[start:]
-            if len(self.terms) <= self.head:
-                self.clear()
+        if len(self.terms) <= self.head:
+            self.clear()
+            self.first = next_first
 
     def cut_head(self, end, next_first):
         """Drop the array positions below ``end`` (see span_upto).

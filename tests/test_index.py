@@ -26,7 +26,7 @@ def test_truncate_and_purge_keep_positions_right():
     idx = filled(0, 100)
     start, end = idx.span_after(49)
     assert (start, end) == (50, 100)
-    idx.cut_tail(start)
+    idx.cut_tail(start, 50)
     assert idx.last_index == 49
     start, end = idx.span_upto(9)
     idx.cut_head(end, 10)
@@ -36,6 +36,8 @@ def test_truncate_and_purge_keep_positions_right():
     assert len(idx) == 0 and idx.first == 1001
     idx.append(1001, 9, 5, 5)
     assert idx.locate(1001) == (9, 5, 5)
+    idx.cut_tail(idx.span_after(900)[0], 901)
+    assert len(idx) == 0 and idx.next_index() == 901, "an emptied index waits where the log goes on"
 
 
 def test_purge_compacts_the_dead_head():
