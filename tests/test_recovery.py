@@ -174,10 +174,16 @@ def test_gap_between_chunks(sample):
 
 
 def test_empty_last_chunk_is_dropped(sample):
+    """A chunk file created just before a crash, with nothing in it: recovery removes it
+    (the next chunk opens at the same offset, and is written only once there is something)."""
     end = sum((sample / n).stat().st_size for n in chunk_names(sample))
     from shardlog.naming import chunk_file_name
-    (sample / chunk_file_name(int(chunk_names(sample)[0][2:-4].replace("_", "")) + end)).write_bytes(b"")
+    empty = sample / chunk_file_name(int(chunk_names(sample)[0][2:-4].replace("_", "")) + end)
+    empty.write_bytes(b"")
+    before = chunk_names(sample)
     with reopen(sample) as store:
+        assert not empty.exists(), "the empty chunk is removed at open"
+        assert chunk_names(sample) == [n for n in before if n != empty.name]
         assert store.group(1).state() == SAMPLE_STATE._replace(committed=(2, 5))
 
 
