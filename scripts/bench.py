@@ -26,7 +26,7 @@ import zmq  # noqa: E402
 
 from shardlog import Store  # noqa: E402
 from shardlog.client import Client  # noqa: E402
-from shardlog.process import ServerProcess  # noqa: E402
+from shardlog.testing.process import ServerProcess  # noqa: E402
 
 PAYLOAD = b"x" * 100
 

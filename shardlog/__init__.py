@@ -1,43 +1,31 @@
 """shardlog: durable log storage for hosts that run many Raft groups.
 
-Names are loaded on first use (PEP 562), so a process that needs only a leaf
-module (a flush worker needs ``shardlog.wire`` and ``shardlog.naming``) does
-not load the engine.
+The errors and value types are imported here. ``Store`` and ``Group`` (the
+engine) are loaded on first use (PEP 562), so a process that only talks to a
+server (``shardlog.client``) never loads the engine, while one that embeds
+the engine never loads ZeroMQ; tests/test_layers.py checks both.
 """
 
-import importlib
+from shardlog.errors import (ChunkGap, CorruptedLog, DirectoryLocked, DiskFailed, DiskFull, GroupExists,
+                             GroupNotFound, InvalidArgument, LogIdMismatch, LogIdNonConsecutive, LogIdReversal,
+                             LogIndexNotFound, ShardlogError, StoreClosed, Timeout, TooManyGroups, VoteReversal)
+from shardlog.types import LogState
 
-_WHERE = {
-    "ChunkGap": "errors",
-    "CorruptedLog": "errors",
-    "DirectoryLocked": "errors",
-    "DiskFailed": "errors",
-    "DiskFull": "errors",
-    "Group": "store",
-    "GroupExists": "errors",
-    "GroupNotFound": "errors",
-    "InvalidArgument": "errors",
-    "LogIdMismatch": "errors",
-    "LogIdNonConsecutive": "errors",
-    "LogIdReversal": "errors",
-    "LogIndexNotFound": "errors",
-    "LogState": "types",
-    "ShardlogError": "errors",
-    "Store": "store",
-    "StoreClosed": "errors",
-    "Timeout": "errors",
-    "TooManyGroups": "errors",
-    "VoteReversal": "errors",
-}
+_ENGINE = ("Group", "Store")
 
-__all__ = sorted(_WHERE)
+__all__ = [
+    "ChunkGap", "CorruptedLog", "DirectoryLocked", "DiskFailed", "DiskFull", "Group", "GroupExists",
+    "GroupNotFound", "InvalidArgument", "LogIdMismatch", "LogIdNonConsecutive", "LogIdReversal", "LogIndexNotFound",
+    "LogState", "ShardlogError", "Store", "StoreClosed", "Timeout", "TooManyGroups", "VoteReversal",
+]
 
 
 def __getattr__(name):
-    module = _WHERE.get(name)
-    if module is None:
+    if name not in _ENGINE:
         raise AttributeError(f"module 'shardlog' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    from shardlog.engine import store
+
+    value = getattr(store, name)
     globals()[name] = value
     return value
 

@@ -11,11 +11,11 @@ dropped on a purge when their last log id at closing is <= the purge point.
 
 import os
 
-from . import codec
+from shardlog.engine import codec
 from .args import check_u64
 from .errors import ChunkGap, CorruptedLog, InvalidArgument
 from .ops import APPLY_RECORD, above, apply_append
-from .naming import LOCK_FILE, chunk_file_name, list_chunks
+from workers.naming import LOCK_FILE, chunk_file_name, list_chunks
 from .types import LogState
 from workers.writer import fsync_dir
 

@@ -7,7 +7,7 @@ import tempfile
 import time
 
 from shardlog.client import Client
-from shardlog.process import ServerProcess, reap
+from shardlog.testing.process import ServerProcess, reap
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

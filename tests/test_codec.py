@@ -4,7 +4,7 @@ import zlib
 
 import pytest
 
-from shardlog import codec
+from shardlog.engine import codec
 from shardlog.types import LogState
 
 

@@ -1,8 +1,8 @@
 import pytest
 
 from shardlog import InvalidArgument
-from shardlog.__main__ import build_parser
-from shardlog.config import DEFAULTS, load
+from shardlog.cli.main import build_parser
+from shardlog.server.config import DEFAULTS, load
 
 
 def flags_of(argv):
@@ -50,7 +50,7 @@ def test_bad_environment():
 
 
 def test_non_loopback_bind_needs_insecure(tmp_path):
-    from shardlog.front import Front
+    from shardlog.server.front import Front
 
     settings = load({"bind": "tcp://0.0.0.0:7799", "data_dir": [str(tmp_path / "d")]}, environ={})
     with pytest.raises(InvalidArgument, match="--insecure"):

@@ -4,7 +4,7 @@ import pytest
 
 from shardlog import errors
 from shardlog.errors import error_classes
-from shardlog.protocol import error, raise_for, unpack
+from shardlog.client.protocol import error, raise_for, unpack
 
 #: One instance of every error class, with fields as the engine fills them.
 EXAMPLES = [

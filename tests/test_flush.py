@@ -8,7 +8,7 @@ import time
 import pytest
 
 from shardlog import DiskFailed, LogState, Store
-from shardlog.flusher import ThreadFlusher
+from shardlog.engine.flusher import ThreadFlusher
 
 from .service import poll_for
 

@@ -5,7 +5,7 @@ import zmq
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from shardlog.ops import WRITE_OPS
-from shardlog.protocol import OPS
+from shardlog.client.protocol import OPS
 
 from .conftest import snapshot
 
@@ -222,8 +222,8 @@ def test_ten_thousand_raw_messages_while_a_good_client_works(start_server, tmp_p
     assert server.proc.poll() is None
     assert server.stop() == 0
     # Not one record on disk comes from a hostile message.
-    from shardlog import codec
-    from shardlog.naming import list_chunks
+    from shardlog.engine import codec
+    from workers.naming import list_chunks
     records = []
     for _, path in list_chunks(data)[0]:
         with open(path, "rb") as f:

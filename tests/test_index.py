@@ -1,5 +1,5 @@
-from shardlog.chunks import ChunkSet
-from shardlog.index import EntryIndex
+from shardlog.engine.chunks import ChunkSet
+from shardlog.engine.index import EntryIndex
 
 
 def filled(first, n):

@@ -1,61 +1,165 @@
-"""The dependency rules of DESIGN.md section 3, checked on the source."""
+"""The dependency rules of DESIGN.md section 3, checked on the source by path and transitively,
+and on what a process really loads.
+
+- the engine (``shardlog/engine``) reaches no ZeroMQ, through any import, even one inside a function;
+- ``workers`` imports nothing of ``shardlog``: it owns the two modules it shares with the engine;
+- the client (``shardlog/client``) reaches nothing of the engine, the server, the CLI or the workers;
+- the shared leaves (types, errors, args, ops, batch) reach only each other;
+- the engine and ZeroMQ meet only in the server (and in the CLI and test helpers that start it).
+"""
 
 import ast
 import os
+import subprocess
+import sys
+
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-ENGINE = ["store", "disk", "group", "index", "chunks", "cache", "recovery", "codec", "flusher", "compat",
-          "settings", "lockfile", "model"]
-#: Modules shared by every layer: no engine state, no sockets.
-SHARED = {"errors", "types", "naming", "wire", "args", "ops", "batch", "protocol"}
+LEAVES = {"shardlog", "shardlog.types", "shardlog.errors", "shardlog.args", "shardlog.ops", "shardlog.batch"}
 
 
-def imports_of(path):
+def module_file(name):
+    """The source file of module ``name`` in this repository, or None (not ours)."""
+    base = os.path.join(ROOT, *name.split("."))
+    for path in (base + ".py", os.path.join(base, "__init__.py")):
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def all_modules():
+    out = []
+    for top in ("shardlog", "workers"):
+        for dirpath, _, files in os.walk(os.path.join(ROOT, top)):
+            for f in files:
+                if f.endswith(".py"):
+                    rel = os.path.relpath(os.path.join(dirpath, f), ROOT)[:-3].replace(os.sep, ".")
+                    out.append(rel[:-len(".__init__")] if rel.endswith(".__init__") else rel)
+    return sorted(out)
+
+
+def imports_of(name, deep):
+    """Absolute names of what module ``name`` imports; ``deep`` counts imports inside
+    functions too (deferred: loaded only when called)."""
+    path = module_file(name)
     with open(path) as f:
         tree = ast.parse(f.read())
+    package = name if path.endswith("__init__.py") else name.rpartition(".")[0]
+    nodes = ast.walk(tree) if deep else _module_level(tree.body)
     out = set()
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.Import):
             out.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:  # relative: inside shardlog
-                out.add("shardlog." + base if base else "shardlog")
-                if not base:
-                    out.update("shardlog." + alias.name for alias in node.names)
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[:len(parts) - node.level + 1])
+                base = f"{base}.{node.module}" if node.module else base
             else:
-                out.add(base)
+                base = node.module
+            out.add(base)
+            out.update(f"{base}.{alias.name}" for alias in node.names if module_file(f"{base}.{alias.name}"))
+    # Importing a.b.c runs a/__init__ and a/b/__init__ first.
+    for imported in list(out):
+        parts = imported.split(".")
+        out.update(".".join(parts[:i]) for i in range(1, len(parts)))
     return out
 
 
-def module_path(package, name):
-    return os.path.join(ROOT, package, name + ".py")
+def _module_level(body):
+    for node in body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node
+        elif isinstance(node, (ast.If, ast.Try)):
+            for block in [node.body, getattr(node, "orelse", []), getattr(node, "finalbody", [])]:
+                yield from _module_level(block)
+            for handler in getattr(node, "handlers", []):
+                yield from _module_level(handler.body)
 
 
-def test_the_engine_imports_no_zeromq():
-    for name in ENGINE:
-        found = {m for m in imports_of(module_path("shardlog", name)) if m.split(".")[0] == "zmq"}
-        assert not found, f"shardlog/{name}.py imports {found}"
-
-
-def test_workers_import_only_wire_and_naming_from_shardlog():
-    for name in os.listdir(os.path.join(ROOT, "workers")):
-        if name.endswith(".py"):
-            from_shardlog = {m for m in imports_of(os.path.join(ROOT, "workers", name))
-                             if m.startswith("shardlog")}
-            assert from_shardlog <= {"shardlog.wire", "shardlog.naming"}, (name, from_shardlog)
-
-
-def test_the_client_imports_nothing_of_the_engine():
-    seen, todo = set(), ["client"]
+def reach(name, deep):
+    """Every module ``name`` loads, ours and others', following our own modules."""
+    seen, todo = set(), [name]
     while todo:
-        name = todo.pop()
-        if name in seen:
+        current = todo.pop()
+        if current in seen:
             continue
-        seen.add(name)
-        for module in imports_of(module_path("shardlog", name)):
-            if module.startswith("shardlog."):
-                todo.append(module.split(".")[1])
-    assert not seen & set(ENGINE), f"the client reaches {seen & set(ENGINE)}"
-    assert seen <= SHARED | {"client", "security"}, seen
+        seen.add(current)
+        if module_file(current):
+            todo.extend(imports_of(current, deep))
+    return seen
+
+
+def is_zmq(name):
+    return name.split(".")[0] == "zmq"
+
+
+def under(name, *packages):
+    return any(name == p or name.startswith(p + ".") for p in packages)
+
+
+MODULES = all_modules()
+
+
+def test_the_modules_are_found():
+    assert "shardlog.engine.store" in MODULES and "workers.writer" in MODULES and "shardlog.client.aio" in MODULES
+
+
+@pytest.mark.parametrize("name", [m for m in MODULES if under(m, "shardlog.engine")])
+def test_the_engine_reaches_no_zeromq(name):
+    found = sorted(m for m in reach(name, deep=True) if is_zmq(m))
+    assert not found, f"{name} reaches {found}"
+
+
+@pytest.mark.parametrize("name", [m for m in MODULES if under(m, "workers")])
+def test_workers_import_nothing_of_shardlog(name):
+    found = sorted(m for m in reach(name, deep=True) if under(m, "shardlog"))
+    assert not found, f"{name} reaches {found}"
+
+
+@pytest.mark.parametrize("name", [m for m in MODULES if under(m, "shardlog.client")])
+def test_the_client_reaches_nothing_of_the_engine(name):
+    found = sorted(m for m in reach(name, deep=False)
+                   if under(m, "shardlog.engine", "shardlog.server", "shardlog.cli", "shardlog.testing", "workers"))
+    assert not found, f"{name} reaches {found}"
+
+
+@pytest.mark.parametrize("name", sorted(LEAVES))
+def test_the_shared_leaves_reach_only_each_other(name):
+    ours = {m for m in reach(name, deep=False) if under(m, "shardlog", "workers")}
+    assert ours <= LEAVES, f"{name} reaches {sorted(ours - LEAVES)}"
+
+
+def test_engine_and_zeromq_meet_only_in_the_server():
+    for name in MODULES:
+        if under(name, "shardlog.server", "shardlog.cli", "shardlog.testing", "shardlog.__main__"):
+            continue
+        loaded = reach(name, deep=False)
+        both = any(under(m, "shardlog.engine") for m in loaded) and any(is_zmq(m) for m in loaded)
+        assert not both, f"{name} reaches both the engine and ZeroMQ"
+
+
+def loaded_by(code):
+    """The modules a fresh interpreter has loaded after running ``code``."""
+    out = subprocess.run([sys.executable, "-c", code + "\nimport sys; print('\\n'.join(sys.modules))"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return set(out.stdout.split())
+
+
+def test_an_embedded_store_loads_no_zeromq():
+    loaded = loaded_by("import shardlog, shardlog.compat; shardlog.Store; import shardlog.engine.store")
+    assert "shardlog.engine.store" in loaded
+    assert not {m for m in loaded if is_zmq(m)}
+
+
+def test_a_client_loads_nothing_of_the_engine():
+    loaded = loaded_by("from shardlog.client import Client, AsyncClient")
+    assert "zmq" in loaded
+    assert not {m for m in loaded if under(m, "shardlog.engine", "shardlog.server", "workers")}
+
+
+def test_a_worker_loads_nothing_of_shardlog():
+    loaded = loaded_by("import workers.writer, workers.messages, workers.naming")
+    assert not {m for m in loaded if under(m, "shardlog") or is_zmq(m)}

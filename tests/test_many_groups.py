@@ -5,7 +5,7 @@ import threading
 
 from shardlog import Store
 
-from shardlog.naming import chunk_file_name
+from workers.naming import chunk_file_name
 
 from .conftest import chunk_names
 

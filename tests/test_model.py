@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from shardlog import GroupNotFound, Store
-from shardlog.model import ModelGroup
+from shardlog.testing.model import ModelGroup
 from shardlog.types import next_index
 
 from .conftest import snapshot

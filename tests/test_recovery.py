@@ -6,7 +6,7 @@ import os
 import pytest
 
 from shardlog import ChunkGap, CorruptedLog, DirectoryLocked, LogState, Store
-from shardlog import codec
+from shardlog.engine import codec
 
 from .conftest import chunk_names, snapshot
 from .test_store import SAMPLE_ENTRIES, SAMPLE_STATE, build_sample_data
@@ -177,7 +177,7 @@ def test_empty_last_chunk_is_dropped(sample):
     """A chunk file created just before a crash, with nothing in it: recovery removes it
     (the next chunk opens at the same offset, and is written only once there is something)."""
     end = sum((sample / n).stat().st_size for n in chunk_names(sample))
-    from shardlog.naming import chunk_file_name
+    from workers.naming import chunk_file_name
     empty = sample / chunk_file_name(int(chunk_names(sample)[0][2:-4].replace("_", "")) + end)
     empty.write_bytes(b"")
     before = chunk_names(sample)
@@ -236,7 +236,7 @@ def test_many_reopens_do_not_pile_up_chunks(data_dir):
 
 
 def test_dump_stops_at_damage_or_salvages_past_it(sample, capsys):
-    from shardlog.__main__ import main
+    from shardlog.cli.main import main
 
     f = sample / chunk_names(sample)[0]
     data = bytearray(f.read_bytes())

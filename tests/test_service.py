@@ -393,7 +393,7 @@ def test_request_and_group_limits(start_server):
 
 def test_curve_admits_known_keys_only(start_server, tmp_path):
     from shardlog import Timeout
-    from shardlog.__main__ import main
+    from shardlog.cli.main import main
 
     keys, allowed, others = tmp_path / "keys", tmp_path / "allowed", tmp_path / "others"
     assert main(["keygen", str(keys), "--name", "server"]) == 0

@@ -6,7 +6,7 @@ import pytest
 
 from shardlog import (GroupNotFound, InvalidArgument, LogIdMismatch, LogIdNonConsecutive, LogIdReversal,
                       LogIndexNotFound, LogState, StoreClosed, VoteReversal)
-from shardlog.naming import chunk_file_name
+from workers.naming import chunk_file_name
 
 from .conftest import chunk_names
 

@@ -1,6 +1,7 @@
 """Flush workers: the code that writes a disk's stream and makes it durable.
 
 ``workers.writer`` is plain file I/O, used by the engine's flush thread and by
-the worker process alike. This package imports from ``shardlog`` only the
-wire-message and file-naming modules.
+the worker process alike. The package owns the two things it shares with the engine, chunk
+file names (``naming``) and the messages between engine and flusher
+(``messages``), and imports nothing of ``shardlog``.
 """

@@ -24,7 +24,7 @@ import time
 
 import zmq
 
-from shardlog.wire import pack_event, unpack_request
+from workers.messages import pack_event, unpack_request
 from workers.writer import ChunkWriter, is_full
 
 log = logging.getLogger("shardlog.worker")

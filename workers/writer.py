@@ -17,8 +17,8 @@ import errno
 import os
 import time
 
-from shardlog.naming import chunk_path
-from shardlog.wire import RemoveRequest
+from workers.naming import chunk_path
+from workers.messages import RemoveRequest
 
 
 #: Errors of a write that say the disk (or the process's file size limit) is

@@ -7,9 +7,9 @@ a LogState as a 5-element array ``[vote, last, committed, purged, user_data]``.
 
 import msgpack
 
-from .errors import BadRequest, ServerError, ShardlogError, error_classes
-from .ops import WRITE_OPS
-from .types import LogState
+from shardlog.errors import BadRequest, ServerError, ShardlogError, error_classes
+from shardlog.ops import WRITE_OPS
+from shardlog.types import LogState
 
 #: Major version of the protocol; a request carrying another one is refused.
 PROTOCOL_VERSION = 1

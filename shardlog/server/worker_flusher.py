@@ -1,6 +1,6 @@
 """The front's flusher: one worker process per data directory, over ZeroMQ.
 
-It has the interface of ``shardlog.flusher.ThreadFlusher`` (``submit``,
+It has the interface of ``shardlog.engine.flusher.ThreadFlusher`` (``submit``,
 ``close``, ``stats`` and the ``on_progress`` / ``on_failure`` callbacks), so
 the engine does not know whether its writes go to a thread or to a process.
 It has no thread of its own: the front's loop polls its ``sub`` socket and
@@ -27,7 +27,7 @@ import time
 
 import zmq
 
-from .wire import STOP, RemoveRequest, pack_request, unpack_event
+from workers.messages import STOP, RemoveRequest, pack_request, unpack_event
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 SYNC_TRACE_FILE = ".shardlog-synced"
 FAULT_FILE = ".shardlog-fault"
 
-_PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class WorkerFlusher:

@@ -1,4 +1,4 @@
-"""CurveZMQ for the client socket: key files, the server's side, the client's side.
+"""CurveZMQ on the server's side: key files and the ZAP handler (the client's side is client/curve.py).
 
 Keys are the certificate files of ``zmq.auth``: ``NAME.key`` holds a public
 key, ``NAME.key_secret`` the public and the secret key. The server takes its
@@ -13,7 +13,8 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
-from .errors import InvalidArgument
+from shardlog.client.curve import load_keys
+from shardlog.errors import InvalidArgument
 
 
 def keygen(directory, name):
@@ -24,16 +25,6 @@ def keygen(directory, name):
             raise InvalidArgument(f"{os.path.join(directory, name + suffix)} exists; not overwriting a key")
     public, secret = zmq.auth.create_certificates(directory, name)
     os.chmod(secret, 0o600)
-    return public, secret
-
-
-def load_keys(path, need_secret):
-    try:
-        public, secret = zmq.auth.load_certificate(path)
-    except (OSError, ValueError) as exc:
-        raise InvalidArgument(f"cannot read key file {path}: {exc}") from None
-    if need_secret and secret is None:
-        raise InvalidArgument(f"{path} holds no secret key (use the .key_secret file)")
     return public, secret
 
 
@@ -52,12 +43,3 @@ def serve_curve(ctx, sock, secret_file, authorized_dir):
     sock.curve_publickey = public
     sock.curve_server = True
     return auth
-
-
-def client_curve(sock, client_secret_file, server_public_file):
-    """Make ``sock`` a CURVE client of the server whose public key file is given."""
-    public, secret = load_keys(client_secret_file, need_secret=True)
-    server_public, _ = load_keys(server_public_file, need_secret=False)
-    sock.curve_secretkey = secret
-    sock.curve_publickey = public
-    sock.curve_serverkey = server_public

@@ -16,19 +16,19 @@ import threading
 import time
 
 from . import codec
-from .args import check_u64
-from .batch import Batch
+from shardlog.args import check_u64
+from shardlog.batch import Batch
 from .disk import Disk
-from .errors import (CorruptedLog, GroupExists, GroupNotFound, InvalidArgument, ShardlogError, StoreClosed,
+from shardlog.errors import (CorruptedLog, GroupExists, GroupNotFound, InvalidArgument, ShardlogError, StoreClosed,
                      Timeout, TooManyGroups)
 from .flusher import ThreadFlusher
 from .group import NEW_GROUP, Shadow
-from .ops import APPEND, NO_RECORD, WRITE_OPS, with_write_ops
+from shardlog.ops import APPEND, NO_RECORD, WRITE_OPS, with_write_ops
 from .lockfile import DirLock
-from .naming import chunk_path
+from workers.naming import chunk_path
 from .recovery import replay
 from .settings import resolve
-from .types import LogState
+from shardlog.types import LogState
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class Store:
         """Open (creating if needed) one data directory per disk and recover them.
 
         ``data_dirs`` is a path or a list of paths; settings are those of
-        ``shardlog.settings.DEFAULTS``.
+        ``shardlog.engine.settings.DEFAULTS``.
         """
         settings = resolve(settings)
         if isinstance(data_dirs, (str, os.PathLike)):

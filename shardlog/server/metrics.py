@@ -1,8 +1,10 @@
 """Prometheus metrics of the front, on an optional HTTP port (``--metrics-bind``).
 
 The text exposition format, written out from the same figures as ``stat``:
-no client library needed for a dozen series. Served by a thread of the front
-that only reads (``Store.stat`` takes the store's lock for a moment).
+no client library needed for a dozen series. Served by a thread of the
+front: ``Store.stat`` takes the store's lock for a moment, and the psutil
+handles of the processes are shared with ``stat`` requests, so a scrape and a
+``stat`` close together split the CPU-percent interval between them.
 """
 
 import http.server

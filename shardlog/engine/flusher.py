@@ -5,7 +5,7 @@ The engine talks to a flusher through ``submit(request)``, ``close()``,
 synced_offset)`` and ``on_failure(error)``. ``ThreadFlusher`` is the embedded
 implementation (one thread per data directory); the service runs the same
 ``workers.writer.ChunkWriter`` in a worker process per disk behind the same
-interface (``shardlog.worker_flusher``).
+interface (``shardlog.server.worker_flusher``).
 """
 
 import collections

@@ -14,10 +14,10 @@ import time
 
 import psutil
 
-from .client import Client
-from .errors import ShardlogError
+from shardlog.client import Client
+from shardlog.errors import ShardlogError
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class ServerProcess:

@@ -3,8 +3,8 @@
 import fcntl
 import os
 
-from .errors import DirectoryLocked
-from .naming import LOCK_FILE
+from shardlog.errors import DirectoryLocked
+from workers.naming import LOCK_FILE
 
 
 class DirLock:

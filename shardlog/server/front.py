@@ -23,14 +23,14 @@ import time
 import psutil
 import zmq
 
-from . import protocol
-from .args import check_u64
+from shardlog.client import protocol
+from shardlog.args import check_u64
 from .config import engine_settings
-from .errors import BadRequest, DiskFull, InvalidArgument, ShardlogError, StoreClosed, TooLarge, UnknownOp
-from .errors import VersionMismatch
-from .ops import WRITE_OPS
-from .protocol import PROTOCOL_VERSION
-from .store import Store
+from shardlog.errors import BadRequest, DiskFull, InvalidArgument, ShardlogError, StoreClosed, TooLarge, UnknownOp
+from shardlog.errors import VersionMismatch
+from shardlog.ops import WRITE_OPS
+from shardlog.client.protocol import PROTOCOL_VERSION
+from shardlog.engine.store import Store
 from .metrics import serve_metrics
 from .security import serve_curve
 from .worker_flusher import pump_all, worker_flusher_factory

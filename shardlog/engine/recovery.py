@@ -2,10 +2,13 @@
 
 Every chunk opens with a Checkpoint of every group on the disk, so replay can
 start at whatever chunk is oldest; later checkpoints must agree with what the
-replay rebuilt, which catches a stream that lies. A torn last record or
-trailing zeros of the *last* chunk is what a crash mid-write leaves: it is cut
-off (if ``truncate_incomplete_record``). Damage anywhere else is an error
-naming the file and the offset, never skipped.
+replay rebuilt, which catches a stream that lies. Every record is applied
+with the same ``ops`` functions that applied it when it was written. A torn
+last record or trailing zeros of the *last* chunk is what a crash mid-write
+leaves: it is cut off (if ``truncate_incomplete_record``). What other damage
+does depends on the recovery mode (see ``replay``): by default it is an error
+naming the file and the offset; only ``salvage``, chosen by an operator,
+skips it, and reports every range it lost.
 """
 
 import logging
@@ -16,12 +19,12 @@ from typing import NamedTuple
 from . import codec
 from .chunks import ChunkSet
 from .codec import APPEND, APPEND_HEAD, APPEND_OVERHEAD, CRC, U32, BadRecord, Incomplete
-from .errors import ChunkGap, CorruptedLog
+from shardlog.errors import ChunkGap, CorruptedLog
 from .group import GroupState
-from .naming import list_chunks
-from .ops import APPLY_RECORD, apply_append
+from workers.naming import list_chunks
+from shardlog.ops import APPLY_RECORD, apply_append
 from .settings import RECOVERY_MODES
-from .types import next_index
+from shardlog.types import next_index
 from workers.writer import fsync_dir
 
 log = logging.getLogger(__name__)

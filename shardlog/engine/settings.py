@@ -1,10 +1,10 @@
 """Engine settings: one dict of defaults, and the check that rejects unknown names."""
 
-from .errors import InvalidArgument
+from shardlog.errors import InvalidArgument
 
 MiB = 1 << 20
 
-#: See shardlog.recovery.replay.
+#: See shardlog.engine.recovery.replay.
 RECOVERY_MODES = ("tolerate-tail", "strict", "salvage")
 
 DEFAULTS = {

@@ -13,14 +13,10 @@ import struct
 import zlib
 from typing import NamedTuple, Optional
 
-from .types import LogState
+# raft-log's record types are those the ops of ops.py write; shardlog's own follow.
+from shardlog.ops import APPEND, COMMIT, PURGE_UPTO, SAVE_VOTE, STATE, TRUNCATE_AFTER  # noqa: F401
+from shardlog.types import LogState
 
-SAVE_VOTE = 0
-APPEND = 1
-COMMIT = 2
-TRUNCATE_AFTER = 3
-PURGE_UPTO = 4
-STATE = 5
 CHECKPOINT = 6
 GROUP_CREATE = 7
 GROUP_DROP = 8
@@ -30,7 +26,7 @@ TYPE_NAMES = {
     TRUNCATE_AFTER: "TruncateAfter", PURGE_UPTO: "PurgeUpto", STATE: "State",
     CHECKPOINT: "Checkpoint", GROUP_CREATE: "GroupCreate", GROUP_DROP: "GroupDrop",
 }
-RAFT_LOG_TYPES = frozenset(range(6))
+RAFT_LOG_TYPES = frozenset((SAVE_VOTE, APPEND, COMMIT, TRUNCATE_AFTER, PURGE_UPTO, STATE))
 
 #: Version of the stream format, carried by every Checkpoint record.
 FORMAT_VERSION = 1
@@ -48,8 +44,6 @@ APPEND_HEAD = struct.Struct(">IQQQI")
 APPEND_OVERHEAD = APPEND_HEAD.size + CRC.size
 #: Where an Append's payload starts, counted from the record's first byte.
 APPEND_PAYLOAD_AT = APPEND_HEAD.size
-#: Append in raft-log's framing (no group id).
-RAFT_LOG_APPEND_HEAD = struct.Struct(">IQQI")
 
 _NONE = b"\x00"
 _SOME = b"\x01"

@@ -19,10 +19,10 @@ from collections import deque
 from . import codec
 from .cache import PayloadCache
 from .codec import APPEND, APPEND_HEAD, APPEND_OVERHEAD, APPEND_PAYLOAD_AT, CRC
-from .errors import CorruptedLog, DiskFailed, DiskFull
+from shardlog.errors import CorruptedLog, DiskFailed, DiskFull
 from .group import GroupState
-from .naming import chunk_file_name, chunk_path
-from .wire import RemoveRequest, WriteRequest
+from workers.naming import chunk_file_name, chunk_path
+from workers.messages import RemoveRequest, WriteRequest
 
 log = logging.getLogger(__name__)
 

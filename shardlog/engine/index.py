@@ -8,7 +8,6 @@ outweighs the live part, so a purge costs O(1) amortized.
 """
 
 from array import array
-from bisect import bisect_left
 
 
 class EntryIndex:
@@ -125,10 +124,6 @@ class EntryIndex:
     def first_offset(self):
         """Offset of the oldest live record, or None: what pins the oldest chunk."""
         return self.offsets[self.head] if len(self) else None
-
-    def count_below(self, offset, start, end):
-        """How many of the array positions ``[start, end)`` hold records below ``offset``."""
-        return bisect_left(self.offsets, offset, start, end) - start
 
     def nbytes(self):
         """Memory the arrays hold, allocation slack included."""

@@ -5,8 +5,8 @@ against by the property tests and the crash-torture harness. It raises the
 same errors as the store for the same requests.
 """
 
-from .errors import LogIdMismatch, LogIdNonConsecutive, LogIdReversal, LogIndexNotFound, VoteReversal
-from .types import LogState, next_index
+from shardlog.errors import LogIdMismatch, LogIdNonConsecutive, LogIdReversal, LogIndexNotFound, VoteReversal
+from shardlog.types import LogState, next_index
 
 
 class ModelGroup:

@@ -9,7 +9,7 @@ the earlier ops of the batch would leave it, without touching the group.
 """
 
 from .index import EntryIndex
-from .types import LogState
+from shardlog.types import LogState
 
 
 class GroupState:

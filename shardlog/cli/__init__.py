@@ -1,0 +1,1 @@
+"""The command line: ``python -m shardlog serve | stat | top | dump | export | import | bench | keygen``."""
