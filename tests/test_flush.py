@@ -193,3 +193,32 @@ def test_embedded_disk_full_holds_writes_until_space_is_back(data_dir):
         g.append([((1, 2), b"c")], flush=True)
     with Store.open(data_dir) as store:
         assert [p for _, p in store.group(1).read(0, 9)] == [b"a", b"b", b"c"]
+
+
+def test_a_full_disk_found_by_a_helping_caller_is_retried_by_the_thread(tmp_path):
+    """A caller that helps (does the flusher's work itself) and finds the disk full hands
+    the batch back; the thread, asleep with nothing to do, must wake and retry it."""
+    from workers.messages import WriteRequest
+
+    progress, full = [], []
+    flusher = ThreadFlusher(str(tmp_path), lambda seq, synced: progress.append(seq), lambda exc: None,
+                            on_full=full.append)
+    try:
+        real = flusher.writer.write_batch
+        no_space = [True]
+
+        def write_batch(requests):
+            if no_space[0]:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real(requests)
+
+        flusher.writer.write_batch = write_batch
+        with flusher._cond:  # queued without waking the thread: the caller gets to it first
+            flusher._pending.append(WriteRequest(1, 0, 0, b"x" * 10, True))
+        flusher.help()
+        assert full and full[0] is not None and not progress
+        no_space[0] = False
+        assert poll_for(lambda: progress == [1], 5), "the thread never retried the batch"
+        assert full[-1] is None
+    finally:
+        flusher.close()

@@ -161,5 +161,5 @@ def test_a_client_loads_nothing_of_the_engine():
 
 
 def test_a_worker_loads_nothing_of_shardlog():
-    loaded = loaded_by("import workers.writer, workers.messages, workers.naming")
+    loaded = loaded_by("import workers.writer, workers.policy, workers.messages, workers.naming")
     assert not {m for m in loaded if under(m, "shardlog") or is_zmq(m)}

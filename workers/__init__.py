@@ -1,7 +1,8 @@
 """Flush workers: the code that writes a disk's stream and makes it durable.
 
 ``workers.writer`` is plain file I/O, used by the engine's flush thread and by
-the worker process alike. The package owns the two things it shares with the engine, chunk
+the worker process alike; ``workers.policy`` is what both do with a disk's
+requests. The package owns the two things it shares with the engine, chunk
 file names (``naming``) and the messages between engine and flusher
 (``messages``), and imports nothing of ``shardlog``.
 """

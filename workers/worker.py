@@ -25,7 +25,8 @@ import time
 import zmq
 
 from workers.messages import pack_event, unpack_request
-from workers.writer import ChunkWriter, is_full
+from workers.policy import FlushPolicy
+from workers.writer import ChunkWriter
 
 log = logging.getLogger("shardlog.worker")
 
@@ -96,12 +97,28 @@ def run(args):
             writer = ChunkWriter(args.data_dir, sync_trace=args.sync_trace)
         writer.written = writer.synced = args.synced
         done_seq = 0
-        failed = None
-        #: Why the disk takes no more bytes for now (None: it does).
-        full = None
+
+        def on_done(seq, synced):
+            nonlocal done_seq
+            done_seq = seq
+            pub.send(pack_event("done", seq, synced, writer.stats))
+
+        def on_full(message):
+            if message is None:
+                log.info("worker: %s: space is back", args.data_dir)
+            else:
+                log.warning("worker: %s: disk full, holding %d requests: %s", args.data_dir, len(waiting), message)
+                pub.send(pack_event("full", done_seq, message))
+
+        def on_failed(exc):
+            log.error("worker: %s: %s", args.data_dir, exc)
+            pub.send(pack_event("failed", done_seq, policy.failed))
+
+        # The same policy as the engine's flush thread; a full disk is tried again each heartbeat.
+        policy = FlushPolicy(writer, on_done, on_full, on_failed, retry_interval=args.heartbeat)
         #: Requests received and not yet carried out (kept while the disk is full).
         waiting = collections.deque()
-        pub.send(pack_event("hb", done_seq, writer.synced, writer.snapshot(), failed, full))
+        pub.send(pack_event("hb", done_seq, writer.synced, writer.snapshot(), policy.failed, policy.full))
         next_beat = time.monotonic() + args.heartbeat
         pull.rcvtimeo = int(args.heartbeat * 1000)
         stopping = False
@@ -119,32 +136,12 @@ def run(args):
                 waiting.append(req)
                 frames = pull.recv_multipart() if pull.getsockopt(zmq.EVENTS) & zmq.POLLIN else None
             now = time.monotonic()
-            retry = full is not None and now >= next_beat
-            if waiting and failed is None and (full is None or retry):
+            if waiting and policy.may_write(now):
                 batch = list(waiting)
-                try:
-                    # Positional writes: after a full disk the whole batch is written again.
-                    synced = writer.write_batch(batch)
-                except OSError as exc:
-                    if is_full(exc):
-                        if full is None:
-                            log.warning("worker: %s: disk full, holding %d requests: %s",
-                                        args.data_dir, len(waiting), exc)
-                            full = f"{args.data_dir}: {exc.strerror or exc}"
-                            pub.send(pack_event("full", done_seq, full))
-                    else:
-                        failed = f"{args.data_dir}: {exc}"
-                        log.error("worker: %s", failed)
-                        pub.send(pack_event("failed", done_seq, failed))
-                else:
-                    waiting.clear()
-                    if full is not None:
-                        log.info("worker: %s: space is back", args.data_dir)
-                        full = None
-                    done_seq = batch[-1].seq
-                    pub.send(pack_event("done", done_seq, synced, writer.stats))
+                waiting.clear()
+                waiting.extend(policy.write(batch))  # positional writes: a kept batch is written again whole
             if now >= next_beat:
-                pub.send(pack_event("hb", done_seq, writer.synced, writer.snapshot(), failed, full))
+                pub.send(pack_event("hb", done_seq, writer.synced, writer.snapshot(), policy.failed, policy.full))
                 next_beat = now + args.heartbeat
                 if not parent_alive(args.parent):
                     log.warning("worker: front %d is gone, exiting", args.parent)

@@ -1,18 +1,21 @@
 """The flusher of a disk: who turns the stream's write requests into durable bytes.
 
 The engine talks to a flusher through ``submit(request)``, ``close()``,
-``stats()`` and the two callbacks it was built with, ``on_progress(seq,
-synced_offset)`` and ``on_failure(error)``. ``ThreadFlusher`` is the embedded
-implementation (one thread per data directory); the service runs the same
-``workers.writer.ChunkWriter`` in a worker process per disk behind the same
-interface (``shardlog.server.worker_flusher``).
+``stats()``, ``help()`` where a caller may do the work itself, and the
+callbacks it was built with: ``on_progress(seq, synced_offset)``,
+``on_failure(error)`` and ``on_full(message or None)``. ``ThreadFlusher`` is
+the embedded implementation (one thread per data directory); the service runs
+the same ``workers.writer.ChunkWriter`` under the same ``workers.policy`` in
+a worker process per disk, behind the same interface
+(``shardlog.server.worker_flusher``).
 """
 
 import collections
 import logging
 import threading
 
-from workers.writer import ChunkWriter, is_full
+from workers.policy import FlushPolicy
+from workers.writer import ChunkWriter
 
 log = logging.getLogger(__name__)
 
@@ -33,17 +36,19 @@ class ThreadFlusher:
         kwargs = {} if fsync is None else {"fsync": fsync}
         self.writer = ChunkWriter(data_dir, **kwargs)
         self.writer.written = self.writer.synced = synced
-        self._on_progress = on_progress
+        self.policy = FlushPolicy(self.writer, on_progress, on_full or (lambda message: None),
+                                  self._failed, self.retry_interval)
         self._on_failure = on_failure
-        self._on_full = on_full or (lambda message: None)
-        self.full = None
         self._pending = collections.deque()
         self._cond = threading.Condition()
         self._work = threading.Lock()
         self._stop = False
-        self._failed = False
         self._thread = threading.Thread(target=self._run, name=f"flusher:{data_dir}", daemon=True)
         self._thread.start()
+
+    @property
+    def full(self):
+        return self.policy.full
 
     def submit(self, request):
         with self._cond:
@@ -55,7 +60,7 @@ class ThreadFlusher:
 
     def help(self):
         """Carry out what waits now, in this thread, unless the flusher is busy."""
-        if self._pending and self.full is None and self._work.acquire(blocking=False):
+        if self._pending and self.policy.may_write() and self._work.acquire(blocking=False):
             try:
                 self._work_once()
             finally:
@@ -69,45 +74,33 @@ class ThreadFlusher:
         self._thread.join()
         self.writer.close()
 
+    def _failed(self, exc):
+        log.error("flusher of %s failed: %s", self.writer.data_dir, exc)
+        self._on_failure(exc)
+
     def _work_once(self):
         with self._cond:
             batch = list(self._pending)
             self._pending.clear()
-        if not batch or self._failed:
-            return
-        try:
-            synced = self.writer.write_batch(batch)
-        except Exception as exc:
-            if is_full(exc):
-                # Nothing is lost: the batch goes back in front, to be written
-                # again (positionally) once there is space.
-                with self._cond:
-                    self._pending.extendleft(reversed(batch))
-                if self.full is None:
-                    self.full = f"{self.writer.data_dir}: {exc.strerror or exc}"
-                    self._on_full(self.full)
-                return
-            self._failed = True  # an I/O error: the disk is failed
-            log.error("flusher of %s failed: %s", self.writer.data_dir, exc)
-            self._on_failure(exc)
-        else:
-            if self.full is not None:
-                self.full = None
-                self._on_full(None)
-            self._on_progress(batch[-1].seq, synced)
+        kept = self.policy.write(batch)
+        if kept:  # the disk is full: nothing is lost, the batch goes back in front
+            with self._cond:
+                self._pending.extendleft(reversed(kept))
+                self._cond.notify()  # the thread retries, whoever ran this batch
 
     def _run(self):
+        policy = self.policy
         while True:
             with self._cond:
                 while not self._pending and not self._stop:
                     self._cond.wait()
-                if self._stop and (not self._pending or self._failed):
+                if self._stop and (not self._pending or policy.failed is not None):
                     return
-                if self._stop and self.full is not None:
+                if self._stop and policy.full is not None:
                     log.warning("%s: closing with %d requests not written: %s", self.writer.data_dir,
-                                len(self._pending), self.full)
+                                len(self._pending), policy.full)
                     return
-                if self.full is not None:
+                if not policy.may_write():
                     self._cond.wait(self.retry_interval)
             with self._work:
                 self._work_once()

@@ -1,0 +1,58 @@
+"""What a flusher does with a disk's requests: the one rule for the flush thread and the worker process.
+
+Every request already waiting is written as one batch with one fsync round.
+A disk that is full (ENOSPC, EFBIG, EDQUOT on a write) is not a failure: the
+bytes were not written, so the batch is kept and written again, at the same
+offsets, after ``retry_interval``. Any other error fails the disk for good:
+after a failed fsync the page cache may have dropped the data, so nothing is
+retried as if it had not happened, and nothing more is written.
+"""
+
+import time
+
+from .writer import is_full
+
+
+class FlushPolicy:
+    def __init__(self, writer, on_done, on_full, on_failed, retry_interval=0.2):
+        self.writer = writer
+        #: ``on_done(seq, synced)`` after a batch; ``on_full(message or None)`` when
+        #: the disk fills up or has room again; ``on_failed(error)`` once.
+        self._on_done = on_done
+        self._on_full = on_full
+        self._on_failed = on_failed
+        self.retry_interval = retry_interval
+        #: Why the disk takes no bytes for now (None: it does).
+        self.full = None
+        #: Why the disk takes no bytes ever again (None: it is healthy).
+        self.failed = None
+        self._retry_at = 0.0
+
+    def may_write(self, now=None):
+        """False while the disk failed, or is full and the retry is not due."""
+        if self.failed is not None:
+            return False
+        return self.full is None or (time.monotonic() if now is None else now) >= self._retry_at
+
+    def write(self, batch):
+        """Carry out ``batch`` (requests in order); returns the requests to keep for a
+        retry (the whole batch when the disk is full), else ``()``."""
+        if self.failed is not None or not batch:
+            return ()
+        try:
+            synced = self.writer.write_batch(batch)
+        except Exception as exc:
+            if is_full(exc):
+                self._retry_at = time.monotonic() + self.retry_interval
+                if self.full is None:
+                    self.full = f"{self.writer.data_dir}: {exc.strerror or exc}"
+                    self._on_full(self.full)
+                return batch
+            self.failed = f"{self.writer.data_dir}: {exc}"
+            self._on_failed(exc)
+            return ()
+        if self.full is not None:
+            self.full = None
+            self._on_full(None)
+        self._on_done(batch[-1].seq, synced)
+        return ()
