@@ -94,16 +94,17 @@ class Disk:
         del self.groups[group.gid]
         self.after_write()
 
-    def append(self, group, entries):
+    def append(self, group, entries, apply):
         """Encode checked entries (``((term, index), bytes)``) and index them.
 
         The hot path of the engine: one struct pack, two crc32 calls and three
-        array appends per entry, no object built per entry. It rotates as it
-        goes, setting ``group.last`` first, so each checkpoint holds the
-        entries before it; ``ops.apply_append`` does the rest.
+        array appends per entry, no object built per entry. Entries that span
+        chunks are encoded a chunk's worth at a time, and each run is applied
+        (``apply(group, run)``, ops.py's) before the chunk rotates, so each
+        checkpoint holds the entries before it.
         """
         if len(entries) == 1:
-            return self._append_one(group, entries[0])
+            return self._append_one(group, entries, apply)
         gid = group.gid
         index = group.index
         terms, offsets, sizes = index.terms, index.offsets, index.sizes
@@ -145,15 +146,15 @@ class Disk:
             chunk.records += count
             chunk.live += count
             self.end = offset
-            group.last = entries[i - 1][0]
+            apply(group, entries if count == n else entries[first:i])
             self.cache.added(group, entries[first][0][1], entries[i - 1][0][1], offset, nbytes)
             self.after_write()
         if self.cache.over():
             self.cache.evict(self.synced)
 
-    def _append_one(self, group, entry):
+    def _append_one(self, group, entries, apply):
         """``append`` of a single entry (the common case of a multi-group batch), shorter."""
-        (term, idx), payload = entry
+        (term, idx), payload = entries[0]
         index = group.index
         if len(index.terms) == index.head:
             index.start_at(idx)
@@ -174,7 +175,7 @@ class Disk:
         chunk = self.chunks.open
         chunk.records += 1
         chunk.live += 1
-        group.last = (term, idx)
+        apply(group, entries)
         cache = self.cache
         cache.writes.append((group, idx, idx, end, size))  # cache.added, inlined: the hot path
         cache.items += 1

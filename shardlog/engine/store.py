@@ -45,6 +45,7 @@ class Store:
         for disk in disks:
             self._groups.update(disk.groups)
         self._closed = False
+        self._max_unsynced = settings["max_unsynced_bytes"]
         #: Set by an owner whose flushers report only when driven (the front's
         #: worker flushers): ``pump(timeout)`` handles their events while a
         #: caller blocks. None for flushers with threads of their own.
@@ -239,14 +240,14 @@ class Store:
         ``flush``, waits (or calls ``callback``) until all of it is durable.
         """
         with self._lock:
-            self._check_open()
+            if self._closed:
+                self._check_open()
             planned, placement = self._plan(ops)
             written = self._apply(planned, placement)
             if flush:  # also the disks of ops that wrote nothing: what came before them
                 disks = {self._groups[gid].disk for _, gid, _ in ops if gid in self._groups}
-        limit = self.settings["max_unsynced_bytes"]
         for disk in written:
-            if disk.end - disk.synced > limit:
+            if disk.end - disk.synced > self._max_unsynced:
                 self._throttle(disk)
         if not flush:
             if callback is not None:
@@ -326,8 +327,7 @@ class Store:
                 group = groups[gid] = placement[gid].create_group(gid)
             disk = group.disk
             if op.record == APPEND:
-                disk.append(group, value)  # encodes, indexes and rotates as it goes
-                op.apply(group, value)
+                disk.append(group, value, op.apply)  # applies each chunk's run before it rotates
             else:
                 disk.put(codec.encode(op.record, gid, value))
                 op.apply(group, value)
