@@ -24,18 +24,22 @@ class PayloadCache:
         self.hits = 0
         self.misses = 0
 
-    def over(self):
-        return self.items > self.max_items or self.bytes > self.max_bytes
-
     def added(self, group, first, last, end_offset, nbytes):
         self.writes.append((group, first, last, end_offset, nbytes))
         self.items += last - first + 1
         self.bytes += nbytes
 
+    def evictable(self, synced):
+        """Over a limit, with the oldest write durable: only then is ``evict`` worth a call."""
+        return (self.items > self.max_items or self.bytes > self.max_bytes) and self.writes[0][3] <= synced
+
     def evict(self, synced):
-        """Drop the oldest durable payloads until under both limits."""
+        """Drop the oldest durable payloads until 1/8 under both limits, so that
+        appends to a full cache evict in batches, not one write per append."""
         writes = self.writes
-        while (self.items > self.max_items or self.bytes > self.max_bytes) and writes:
+        low_items = self.max_items - self.max_items // 8
+        low_bytes = self.max_bytes - self.max_bytes // 8
+        while (self.items > low_items or self.bytes > low_bytes) and writes:
             group, first, last, end, nbytes = writes[0]
             if end > synced:
                 break

@@ -149,7 +149,7 @@ class Disk:
             apply(group, entries if count == n else entries[first:i])
             self.cache.added(group, entries[first][0][1], entries[i - 1][0][1], offset, nbytes)
             self.after_write()
-        if self.cache.over():
+        if self.cache.evictable(self.synced):
             self.cache.evict(self.synced)
 
     def _append_one(self, group, entries, apply):
@@ -183,8 +183,8 @@ class Disk:
         if (chunk.records >= self.max_records or end - chunk.start >= self.max_size
                 or len(buf) >= self.write_buffer_size):
             self.after_write()
-        if cache.items > cache.max_items or cache.bytes > cache.max_bytes:
-            cache.evict(self.synced)
+        if (cache.items > cache.max_items or cache.bytes > cache.max_bytes) and cache.writes[0][3] <= self.synced:
+            cache.evict(self.synced)  # cache.evictable, inlined
 
     def after_write(self):
         chunk = self.chunks.open
@@ -248,7 +248,7 @@ class Disk:
             self.done_seq = seq
             if synced > self.synced:
                 self.synced = synced
-            if self.cache.over():
+            if self.cache.evictable(self.synced):
                 self.cache.evict(self.synced)
             ready = []
             # Chunks this progress made removable go first: a flush returns
