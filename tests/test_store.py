@@ -1,5 +1,6 @@
 """The behaviours of raft-log's own test suite, on one group of a Store."""
 
+import os
 import threading
 
 import pytest
@@ -395,3 +396,33 @@ def test_unknown_setting(open_store):
         open_store(chunk_max_recrods=5)
     with pytest.raises(InvalidArgument, match="chunk_max_size"):
         open_store(chunk_max_size=-1)
+
+
+def open_files(path):
+    """What this process holds open in ``path`` (a deleted file ends in " (deleted)")."""
+    out = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(str(path)):
+            out.append(target)
+    return out
+
+
+def test_reads_across_many_chunks_keep_few_files_open(open_store, data_dir):
+    """A group pinning 200 chunks is read whole: the descriptors stay bounded (an LRU)."""
+    store = open_store(chunk_max_records=5, cache_max_items=0, cache_max_bytes=0, max_open_chunk_files=8)
+    g = store.group(1)
+    for i in range(0, 800, 4):
+        g.append([((1, j), b"p%d" % j) for j in range(i, i + 4)])
+    g.flush()
+    assert len(chunk_names(data_dir)) >= 150
+    assert [p for _, p in g.read(0, 800)] == [b"p%d" % j for j in range(800)]
+    assert len(open_files(data_dir)) <= 8 + 2, "the readers' LRU, the writer's newest file and the LOCK"
+    g.purge((1, 799))
+    g.flush()
+    held = open_files(data_dir)
+    assert not [f for f in held if f.endswith("(deleted)")], "descriptors of deleted chunks are closed"
+    assert len(held) <= 3, held

@@ -9,10 +9,13 @@ instead of a scan of every group.
 
 import os
 from bisect import bisect_left, bisect_right
+from collections import OrderedDict
+
+from workers.naming import chunk_path
 
 
 class Chunk:
-    __slots__ = ("start", "end", "records", "live", "dead_at", "closed_at", "fd")
+    __slots__ = ("start", "end", "records", "live", "dead_at", "closed_at")
 
     def __init__(self, start):
         self.start = start
@@ -26,16 +29,10 @@ class Chunk:
         #: End of the next chunk's checkpoint: the state the chunk held lives
         #: on there, so it may go only once that is durable.
         self.closed_at = None
-        self.fd = None
 
     @property
     def is_open(self):
         return self.end is None
-
-    def close_fd(self):
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
 
     def __repr__(self):
         return f"Chunk({self.start}..{self.end}, live={self.live})"
@@ -95,12 +92,10 @@ class ChunkSet:
         return out
 
     def drop_newest(self):
-        self.chunks.pop().close_fd()
+        self.chunks.pop()
         self.starts.pop()
 
     def drop_oldest(self, n):
-        for chunk in self.chunks[:n]:
-            chunk.close_fd()
         del self.chunks[:n], self.starts[:n]
 
     def pinning_chunk(self):
@@ -109,3 +104,43 @@ class ChunkSet:
             if chunk.live:
                 return chunk
         return None
+
+
+class Readers:
+    """Read-only descriptors of a disk's chunk files: the ``limit`` most recently used.
+
+    Reads of payloads no longer cached go to the chunk files. A group that
+    lags behind pins every chunk after its oldest entry, and reading it must
+    not hold a descriptor per chunk forever: past a few thousand, "Too many
+    open files" would break appends, ``stat`` and shutdown too.
+    """
+
+    def __init__(self, data_dir, limit):
+        self.data_dir = data_dir
+        self.limit = limit
+        self._fds = OrderedDict()
+
+    def __len__(self):
+        return len(self._fds)
+
+    def pread(self, chunk_start, size, position):
+        """``size`` bytes at ``position`` of the chunk file starting at ``chunk_start``."""
+        fds = self._fds
+        fd = fds.get(chunk_start)
+        if fd is None:
+            fd = fds[chunk_start] = os.open(chunk_path(self.data_dir, chunk_start), os.O_RDONLY)
+            while len(fds) > self.limit:
+                os.close(fds.popitem(last=False)[1])
+        else:
+            fds.move_to_end(chunk_start)
+        return os.pread(fd, size, position)
+
+    def forget(self, chunk_start):
+        """The chunk file is deleted: close its descriptor, if open."""
+        fd = self._fds.pop(chunk_start, None)
+        if fd is not None:
+            os.close(fd)
+
+    def close(self):
+        while self._fds:
+            os.close(self._fds.popitem()[1])

@@ -16,13 +16,15 @@ import os
 import zlib
 from collections import deque
 
+from shardlog.errors import CorruptedLog, DiskFailed, DiskFull
+from workers.messages import RemoveRequest, WriteRequest
+from workers.naming import chunk_file_name, chunk_path
+
 from . import codec
 from .cache import PayloadCache
+from .chunks import Readers
 from .codec import APPEND, APPEND_HEAD, APPEND_OVERHEAD, APPEND_PAYLOAD_AT, CRC
-from shardlog.errors import CorruptedLog, DiskFailed, DiskFull
 from .group import GroupState
-from workers.naming import chunk_file_name, chunk_path
-from workers.messages import RemoveRequest, WriteRequest
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,7 @@ class Disk:
         self.max_records = settings["chunk_max_records"]
         self.write_buffer_size = settings["write_buffer_size"]
         self.cache = PayloadCache(settings["cache_max_items"], settings["cache_max_bytes"])
+        self.readers = Readers(self.path, settings["max_open_chunk_files"])
         self.chunks = recovered.chunks
         self.groups = recovered.groups
         for group in self.groups.values():
@@ -297,6 +300,8 @@ class Disk:
         for chunk in dead:
             log.info("%s: removing chunk %s: no live entry left", self.path, chunk_file_name(chunk.start))
         self.chunks.drop_oldest(len(dead))
+        for chunk in dead:
+            self.readers.forget(chunk.start)
         return True
 
     # ------------------------------------------------------------ reading
@@ -304,9 +309,7 @@ class Disk:
     def read_payload(self, offset, size):
         """Positional read of an Append's payload from its chunk file."""
         chunk = self.chunks.find(offset)
-        if chunk.fd is None:
-            chunk.fd = os.open(chunk_path(self.path, chunk.start), os.O_RDONLY)
-        data = os.pread(chunk.fd, size, offset - chunk.start + APPEND_PAYLOAD_AT)
+        data = self.readers.pread(chunk.start, size, offset - chunk.start + APPEND_PAYLOAD_AT)
         if len(data) != size:
             raise CorruptedLog(chunk_path(self.path, chunk.start), offset - chunk.start,
                                f"short read: {len(data)} of {size} bytes")
@@ -349,8 +352,7 @@ class Disk:
 
     def close(self):
         self.flusher.close()
-        for chunk in self.chunks:
-            chunk.close_fd()
+        self.readers.close()
 
 
 def _deliver(callbacks, result):

@@ -23,6 +23,9 @@ DEFAULTS = {
     #: On open, cut a torn last record or trailing zeros of the last chunk
     #: (as raft-log's ``truncate_incomplete_record``); otherwise refuse to open.
     "truncate_incomplete_record": True,
+    #: Chunk files kept open for reads of payloads not in the cache, per disk
+    #: (the most recently read; a lagging group may pin thousands of chunks).
+    "max_open_chunk_files": 64,
     #: Creating a group beyond this many is refused with TooManyGroups.
     "max_groups": 1_000_000,
     #: What recovery does with damage: "tolerate-tail" (cut damage in the
@@ -32,7 +35,8 @@ DEFAULTS = {
 }
 
 _MINIMUM = {"chunk_max_size": 64, "chunk_max_records": 2, "cache_max_items": 0,
-            "cache_max_bytes": 0, "write_buffer_size": 1, "max_unsynced_bytes": 1, "max_groups": 1}
+            "cache_max_bytes": 0, "write_buffer_size": 1, "max_unsynced_bytes": 1, "max_groups": 1,
+            "max_open_chunk_files": 1}
 
 
 def resolve(overrides):
