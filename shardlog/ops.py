@@ -18,13 +18,16 @@ raises, because a record on disk has already happened. raft-log writes first
 and checks afterwards; shardlog checks everything before a byte is encoded.
 
 Both take a *group state*: an object with the fields of ``LogState``,
-``state()``, ``set_state(LogState)``, ``term_at(index)`` (the term of a held
-entry, or None) and three primitives that say where entries are kept:
-``add_entries(entries)``, ``drop_from(index)`` (entries at and above) and
-``drop_upto(index)`` (entries at and below). The engine's group, a batch's
-copy-on-write shadow and raft-log's replay each implement them for their own
-storage; the rules stay here. This module imports nothing of the engine, so
-the clients can use it.
+``state()``, ``set_state(LogState)``, and three primitives that keep the
+entries: ``add_entries(entries)``, ``drop_from(index)`` (entries at and
+above) and ``drop_upto(index)`` (entries at and below). ``check`` also reads
+``term_at(index)`` (the term of a held entry, or None) and
+``next_held(index)`` (the log id of the first held entry above ``index``, or
+None). The engine's group, a batch's copy-on-write shadow and raft-log's
+replay each implement them for their own storage; the rules stay here.
+Where an entry's record lies (the engine's index) is not state: whoever
+places the record notes it (the disk when it encodes, recovery when it
+reads). This module imports nothing of the engine, so the clients can use it.
 """
 
 import keyword
@@ -84,17 +87,21 @@ def check_truncate(g, index):
 
 
 def check_purge(g, upto):
+    """Log ids must order as their indexes do, ``purged`` included: the purge point
+    agrees with the entry at its index, lies below the first entry kept above it,
+    and, when nothing is kept, is not below ``last``. (Else ``last`` could be
+    lifted above held entries, or end up below ``purged``.)"""
     if upto[1] < next_index(g.purged):
         return NO_RECORD
     term = g.term_at(upto[1])
     if term is not None and term != upto[0]:
         raise LogIdMismatch((term, upto[1]), upto)
-    last = g.last
-    if last is not None and upto[1] != last[1] and (upto[1] > last[1]) != (upto > last):
-        # Log ids must order as their indexes do: below ``last`` a higher term
-        # would lift ``last`` above entries the log still holds; beyond
-        # ``last`` a lower term would leave ``purged`` above ``last``.
-        raise LogIdMismatch(last, upto)
+    kept = g.next_held(upto[1])
+    if kept is not None:
+        if kept[0] < upto[0]:
+            raise LogIdMismatch(kept, upto)
+    elif g.last is not None and upto < g.last:
+        raise LogIdMismatch(g.last, upto)
     return upto
 
 

@@ -101,3 +101,21 @@ def test_the_issue_repro_raises_and_changes_nothing(open_store, data_dir):
     assert memory(store) == mem
     assert snapshot(data_dir) == files
     assert g.state() == LogState(last=(2, 1)) and store.group(2).state() == LogState()
+
+
+def test_purge_below_the_first_entry_of_a_log_with_a_gap_keeps_ids_ordered(open_store):
+    """Found by the long model run: a log that starts at index 4 (its first append
+    chose it) must not take a purge point at index 0 with a term above its first entry's."""
+    store = open_store()
+    g = store.group(1)
+    g.append([((0, 4), b"a")])
+    g.append([((3, 5), b"b")])
+    with pytest.raises(LogIdMismatch):
+        g.purge((3, 0))
+    with pytest.raises(LogIdMismatch):
+        with store.batch() as b:
+            b.group(1).truncate(5)
+            b.group(1).purge((3, 0))  # the shadow sees the same first entry
+    g.purge((0, 0))  # at or below the first entry's term is fine
+    g.truncate(5)
+    assert g.state() == LogState(last=(0, 4), purged=(0, 0))

@@ -36,6 +36,14 @@ class GroupState:
     def term_at(self, index):
         return self.index.term_at(index)
 
+    def next_held(self, index):
+        idx = self.index
+        if not len(idx):
+            return None
+        i = max(index + 1, idx.first)
+        term = idx.term_at(i)
+        return None if term is None else (term, i)
+
     # ------------------------------------------------------------ entry primitives (see ops.py)
 
     def add_entries(self, entries):
@@ -110,6 +118,16 @@ class Shadow:
         if index <= self._purged_to or (self._cut is not None and index >= self._cut):
             return None
         return self._base.term_at(index)
+
+    def next_held(self, index):
+        below = self._purged_to if self._purged_to > index else index
+        found = self._base.next_held(below)
+        if found is not None and self._cut is not None and found[1] >= self._cut:
+            found = None
+        for i, term in self._added.items():  # the batch's own entries: few
+            if i > index and (found is None or i < found[1]):
+                found = (term, i)
+        return found
 
     def add_entries(self, entries):
         added = self._added

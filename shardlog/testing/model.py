@@ -57,11 +57,11 @@ class ModelGroup:
             return
         if upto[1] in self.entries and self.entries[upto[1]][0] != upto:
             raise LogIdMismatch(self.entries[upto[1]][0], upto)
-        last = self.last
-        if last is not None and upto[1] < last[1] and upto[0] > last[0]:
-            raise LogIdMismatch(last, upto)  # would lift last above held entries
-        if last is not None and upto[1] > last[1] and upto[0] < last[0]:
-            raise LogIdMismatch(last, upto)  # would leave purged above last
+        above = sorted(i for i in self.entries if i > upto[1])
+        if above and self.entries[above[0]][0][0] < upto[0]:
+            raise LogIdMismatch(self.entries[above[0]][0], upto)  # a kept entry would sort below purged
+        if not above and self.last is not None and upto < self.last:
+            raise LogIdMismatch(self.last, upto)  # purged would end up above last
         for i in [i for i in self.entries if i <= upto[1]]:
             del self.entries[i]
         if self.purged is None or upto > self.purged:
