@@ -234,7 +234,7 @@ def _write_method(op):
     namespace = {}
     exec(source, namespace)  # noqa: S102 - names checked above, nothing from outside
     method = namespace[op.name]
-    method.__doc__ = op.doc + "\n\nWith ``flush=True``, returns once the write is durable."
+    method.__doc__ = op.doc + "\n\nWith ``flush=True``, returns once the write is durable (a batch flushes as a whole)."
     return method
 
 

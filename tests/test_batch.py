@@ -3,7 +3,7 @@
 import pytest
 
 from shardlog import (InvalidArgument, LogIdMismatch, LogIdNonConsecutive, LogIdReversal, LogIndexNotFound,
-                      LogState)
+                      LogState, TooManyGroups)
 
 from .conftest import snapshot
 from .test_atomicity import memory
@@ -119,3 +119,37 @@ def test_purge_below_the_first_entry_of_a_log_with_a_gap_keeps_ids_ordered(open_
     g.purge((0, 0))  # at or below the first entry's term is fine
     g.truncate(5)
     assert g.state() == LogState(last=(0, 4), purged=(0, 0))
+
+
+def test_store_write_checks_every_argument_before_anything(open_store, data_dir):
+    store = open_store()
+    store.write([("append", 1, [((1, 0), b"a")])], flush=True)
+    files, mem = snapshot(data_dir), memory(store)
+    for ops in ([("append", 1, [((1, 1), b"b")]), ("append", 2, [((1, 0), "not bytes")])],
+                [("commit", 1, (1, 0)), ("save_vote", -1, (1, 1))],
+                [("commit", 1, (1, 0)), ("rename", 1, None)],
+                [("commit", 1, (1, 0)), ("commit", 1)]):
+        with pytest.raises(InvalidArgument):
+            store.write(ops)
+    store.flush()
+    assert memory(store) == mem and snapshot(data_dir) == files
+    store.write([("append", 1, [([1, 1], bytearray(b"b"))]), ("commit", 2, [1, 0])], flush=True)
+    assert list(store.group(1).read(0, 5)) == [((1, 0), b"a"), ((1, 1), b"b")]
+    assert store.group(2).state() == LogState(committed=(1, 0))
+
+
+def test_failing_op_last_in_a_batch_leaves_no_trace(open_store, data_dir):
+    store = open_store(max_groups=3)
+    store.group(1).append([((1, 0), b"a"), ((1, 1), b"b")], flush=True)
+    files, mem = snapshot(data_dir), memory(store)
+    for error, last_op in [(LogIndexNotFound, lambda b: b.group(1).truncate(9)),
+                           (TooManyGroups, lambda b: b.group(7).save_vote((1, 1)))]:
+        with pytest.raises(error):
+            with store.batch() as b:
+                b.group(2).save_vote((5, 5))
+                b.group(3).append([((1, 0), b"new group")])
+                b.group(1).append([((2, 2), b"c")])
+                b.group(1).purge((1, 0))
+                last_op(b)
+        store.flush()
+        assert memory(store) == mem and snapshot(data_dir) == files

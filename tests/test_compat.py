@@ -147,3 +147,13 @@ def test_export_needs_an_empty_directory(open_store, tmp_path):
 def test_read_of_a_missing_directory(tmp_path):
     with pytest.raises(InvalidArgument, match="not a directory"):
         read_raft_log(tmp_path / "nope")
+
+
+def test_import_of_an_empty_raft_log_creates_an_empty_group(open_store, tmp_path):
+    (tmp_path / "empty").mkdir()
+    store = open_store()
+    state, count = import_raft_log(store, 4, tmp_path / "empty")
+    assert (state, count) == (LogState(), 0)
+    assert store.groups() == [4] and store.group(4).state() == LogState()
+    export_raft_log(store, 4, tmp_path / "out")
+    assert read_raft_log(tmp_path / "out") == (LogState(), [])

@@ -75,3 +75,8 @@ def test_fields_survive_a_real_server(start_server):
         with pytest.raises(errors.LogIndexNotFound) as caught:
             g.truncate(5)
         assert caught.value.index == 4
+
+
+def test_the_old_shutting_down_code_still_reads_as_store_closed():
+    with pytest.raises(errors.StoreClosed):
+        raise_for({"status": "error", "code": "ShuttingDown", "message": "the server is shutting down"})

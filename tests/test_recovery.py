@@ -249,3 +249,17 @@ def test_dump_stops_at_damage_or_salvages_past_it(sample, capsys):
     assert main(["dump", str(sample), "--recovery-mode", "salvage"]) == 0
     out = capsys.readouterr().out
     assert "bytes skipped" in out and "R-00002" in out, "went on past the damage"
+
+
+def test_a_state_that_disagrees_with_the_entries_is_refused_or_salvaged(sample):
+    """A stream whose State record says last (9, 9) while the last entry held is (2, 7):
+    appends on top of it would be misfiled, so open refuses it, naming the group;
+    salvage opens it with last set to the last entry held."""
+    f = last_chunk(sample)
+    lie = codec.encode(codec.STATE, 1, SAMPLE_STATE._replace(last=(9, 9)))
+    f.write_bytes(f.read_bytes() + lie)
+    with pytest.raises(CorruptedLog, match="group 1: last \\(9, 9\\) but the last entry held is \\(2, 7\\)"):
+        reopen(sample)
+    with reopen(sample, recovery_mode="salvage") as store:
+        assert store.group(1).state().last == (2, 7)
+        store.group(1).append([((2, 8), b"next")])

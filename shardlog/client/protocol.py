@@ -19,6 +19,8 @@ PROTOCOL_VERSION = 1
 OPS = sorted(list(WRITE_OPS) + ["hello", "flush", "read", "state", "groups", "drop_group", "batch", "stat"])
 
 _ERRORS = error_classes()
+#: Codes that servers before errors travelled under their class names sent.
+_OLD_CODES = {"ShuttingDown": "StoreClosed"}
 
 
 def pack(message):
@@ -96,7 +98,7 @@ def raise_for(reply):
     if reply.get("status") == "ok":
         return reply.get("result")
     code, message = reply.get("code", "Internal"), reply.get("message", "")
-    cls = _ERRORS.get(code)
+    cls = _ERRORS.get(_OLD_CODES.get(code, code))
     if cls is None or cls is ServerError:
         raise ServerError(code, message)
     raise cls.from_fields(message, reply.get("fields"))

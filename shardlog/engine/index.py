@@ -34,11 +34,6 @@ class EntryIndex:
     def next_index(self):
         return self.first + len(self.terms) - self.head
 
-    def expected_next(self):
-        """The index the next append must have, or None when empty (any is fine)."""
-        n = len(self.terms) - self.head
-        return self.first + n if n else None
-
     def start_at(self, index):
         """Make an empty index start at ``index`` (the first append of a group)."""
         if len(self):

@@ -231,7 +231,29 @@ def replay(data_dir, truncate_incomplete_record=True, mode="tolerate-tail"):
     for gid, group in groups.items():
         if len(group.index) == 0:
             group.index.first = next_index(group.last)
+        reason = _disagreement(group)
+        if reason is not None:
+            if not salvage:
+                raise CorruptedLog(data_dir, end, f"group {gid}: {reason}")
+            held = group.index
+            log.error("%s: group %d: %s (salvage): last set to the last entry held", data_dir, gid, reason)
+            group.last = (held.terms[-1], held.last_index) if len(held) else group.purged
     return Recovered(chunks, groups, end, cut, records, lost)
+
+
+def _disagreement(group):
+    """What is wrong when a replayed group's state disagrees with the entries it holds
+    (the writer never leaves it so; appends would be misfiled on top of it), or None."""
+    held = group.index
+    if len(held):
+        last_held = (held.terms[-1], held.last_index)
+        if group.last != last_held:
+            return f"last {group.last} but the last entry held is {last_held}"
+        if group.purged is not None and not group.purged < (held.terms[held.head], held.first):
+            return f"purged {group.purged} is not below the first entry held"
+    elif group.last != group.purged:
+        return f"last {group.last} but no entry is held above purged {group.purged}"
+    return None
 
 
 def _cut_file(path, size, at):

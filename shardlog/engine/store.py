@@ -1,13 +1,14 @@
 """The embedded engine: ``Store.open(data_dirs)`` and its group handles.
 
 The store owns every group's state and places each new group on the least
-loaded disk, where it stays. Writes have one way in, ``Store.write(ops)``; a
-single op is a batch of one. A batch is checked whole, each op against the
-state the ones before it leave (a copy-on-write shadow), before a byte is
-encoded, so a rejected batch leaves no byte behind and no change in memory;
-then each op's record is encoded and applied by the same ``ops.apply`` that
-recovery replays. One lock guards all state; flushers report from their own
-threads and user callbacks run outside the lock.
+loaded disk, where it stays. Writes have one way in, ``write_normalized``
+(``Store.write`` checks arguments, then calls it); a single op is a batch of
+one. A batch is checked whole, each op against the state the ones before it
+leave (a copy-on-write shadow), before a byte is encoded, so a rejected batch
+leaves no byte behind and no change in memory; then each op's record is
+encoded and applied by the same ``ops.apply`` that recovery replays. One lock
+guards all state; flushers report from their own threads and user callbacks
+run outside the lock.
 """
 
 import logging
@@ -233,12 +234,26 @@ class Store:
     # ------------------------------------------------------------ the write path
 
     def write(self, ops, flush=False, callback=None, timeout=None):
-        """Carry out ``[(op, gid, arg), ...]`` (arguments normalized by ``ops.WRITE_OPS``).
+        """Carry out ``[(op, gid, arg), ...]``, ``op`` a name of ``ops.WRITE_OPS``.
 
-        Every op is checked, in order, against the state the ops before it
-        leave; if any fails, nothing is written and nothing changes. With
-        ``flush``, waits (or calls ``callback``) until all of it is durable.
+        Every argument is checked and normalized, then every op is checked, in
+        order, against the state the ops before it leave; if any fails,
+        nothing is written and nothing changes. With ``flush``, waits (or calls
+        ``callback``) until all of it is durable. (``store.batch()`` records
+        the same thing op by op.)
         """
+        try:
+            normal = [(name, check_u64(gid, "group id"), WRITE_OPS[name].normalize(arg)) for name, gid, arg in ops]
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, InvalidArgument):
+                raise
+            raise InvalidArgument(f"ops must be [(write op, gid, arg), ...] with a write op of "
+                                  f"{', '.join(WRITE_OPS)}: {exc!r}") from None
+        return self.write_normalized(normal, flush, callback, timeout)
+
+    def write_normalized(self, ops, flush=False, callback=None, timeout=None):
+        """``write`` of ops whose arguments are already checked and normalized (by the
+        handles, the batch recorder, the front off the wire): the one write path."""
         with self._lock:
             if self._closed:
                 self._check_open()
@@ -272,9 +287,7 @@ class Store:
             if value is NO_RECORD:
                 return (), None
             return [(op, gid, value)], (None if group is not None else self._placement([gid]))
-        # Where each group's last op is: an op needs applying to a shadow only
-        # when a later op of the same group must see it.
-        last_op = {gid: pos for pos, (_, gid, _) in enumerate(ops)} if len(ops) > 1 else None
+        last_op = {gid: pos for pos, (_, gid, _) in enumerate(ops)}
         states = {}
         planned = []
         new = {}
@@ -294,7 +307,7 @@ class Store:
             planned.append((op, gid, value))
             if gid not in groups:
                 new[gid] = None
-            if last_op is not None and last_op[gid] != pos:
+            if last_op[gid] != pos:
                 if type(state) is not Shadow:
                     state = states[gid] = Shadow(state)
                 op.apply(state, value)
@@ -305,7 +318,8 @@ class Store:
         the groups placed before it; raises rather than place any if one cannot go."""
         limit = self.settings["max_groups"]
         if len(self._groups) + len(gids) > limit:
-            raise TooManyGroups(f"cannot create group {gids[0]}: the store holds max_groups = {limit} groups")
+            raise TooManyGroups(f"cannot create {len(gids)} group(s) ({gids[0]}, ...): the store holds "
+                                f"{len(self._groups)} of at most max_groups = {limit}")
         disks = [d for d in self._disks if d.failed is None] or self._disks
         load = {disk: len(disk.groups) for disk in disks}
         placement = {}
@@ -348,7 +362,7 @@ class Store:
         ``with store.batch(flush=True) as b: b.group(1).append(...)``; leaving
         the block applies them (and waits for durability if ``flush``).
         """
-        return Batch(lambda ops: self.write(ops, flush=flush, timeout=timeout))
+        return Batch(lambda ops: self.write_normalized(ops, flush=flush, timeout=timeout))
 
     def _flush_group(self, gid, callback, timeout):
         def start(cb):
@@ -417,7 +431,10 @@ class Store:
             if gid in self._groups:
                 raise GroupExists(f"group {gid} already exists; drop it first or choose another id")
             planned, placement = self._plan(ops)
+            placement = placement or self._placement([gid])
             self._apply(planned, placement)
+            if gid not in self._groups:  # an empty log: the group exists all the same
+                self._groups[gid] = placement[gid].create_group(gid)
         self._flush_group(gid, None, None)
 
     def _group_history(self, gid):
@@ -486,7 +503,7 @@ class Group:
         return f"Group({self.gid})"
 
     def _write(self, op, arg, flush):
-        self._store.write([(op, self.gid, WRITE_OPS[op].normalize(arg))], flush=flush)
+        self._store.write_normalized([(op, self.gid, WRITE_OPS[op].normalize(arg))], flush)
 
     def flush(self, callback=None, timeout=None):
         """Block until every write accepted so far is durable, or call

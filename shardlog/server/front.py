@@ -323,9 +323,9 @@ class Front:
         self._check_size(ops)
         self._check_space({gid for _, gid, _ in ops})
         if msg.get("flush"):
-            self.store.write(ops, flush=True, callback=self._reply_later(ident, request_id))
+            self.store.write_normalized(ops, flush=True, callback=self._reply_later(ident, request_id))
             return _LATER
-        self.store.write(ops)
+        self.store.write_normalized(ops)
         return None
 
     def _flush(self, ident, request_id, msg):
