@@ -222,3 +222,57 @@ def test_a_full_disk_found_by_a_helping_caller_is_retried_by_the_thread(tmp_path
         assert full[-1] is None
     finally:
         flusher.close()
+
+
+def make_full(store, disk):
+    """The disk's writes fail with ENOSPC from now on (until the returned switch is flipped)."""
+    writer = disk.flusher.writer
+    real = writer.write_batch
+    full = [True]
+
+    def write_batch(requests):
+        if full[0]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(requests)
+
+    writer.write_batch = write_batch
+    return full
+
+
+def test_flushes_on_a_full_disk_get_disk_full_at_once_and_close_does_not_hang(data_dir, caplog):
+    from shardlog import DiskFull
+
+    store = Store.open(data_dir)
+    g = store.group(1)
+    g.append([((1, 0), b"a")], flush=True)
+    make_full(store, store._disks[0])
+    with pytest.raises(DiskFull):
+        g.append([((1, 1), b"b")], flush=True)  # the flush that finds the disk full
+    for _ in range(3):  # later flushes are told at once, not left waiting
+        t0 = time.monotonic()
+        with pytest.raises(DiskFull):
+            g.flush(timeout=5)
+        with pytest.raises(DiskFull):
+            store.flush(timeout=5)
+        assert time.monotonic() - t0 < 1
+    t0 = time.monotonic()
+    store.close()
+    assert time.monotonic() - t0 < 5
+    assert any("not written" in r.getMessage() for r in caplog.records)
+
+
+def test_new_groups_are_placed_on_a_disk_that_is_not_full(tmp_path):
+    from shardlog import DiskFull
+
+    with Store.open([tmp_path / "a", tmp_path / "b"]) as store:
+        full_disk = store.group(0)
+        full_disk.append([((1, 0), b"x")])
+        disk = store._groups[0].disk
+        switch = make_full(store, disk)
+        with pytest.raises(DiskFull):
+            full_disk.flush()
+        for gid in range(1, 11):
+            store.group(gid).append([((1, 0), b"y")], flush=True)
+        assert {store._groups[gid].disk.path for gid in range(1, 11)} == {d.path for d in store._disks} - {disk.path}
+        switch[0] = False
+        assert poll_for(lambda: disk.full is None, 10)

@@ -34,6 +34,10 @@ class FlushPolicy:
             return False
         return self.full is None or (time.monotonic() if now is None else now) >= self._retry_at
 
+    def retry_in(self):
+        """Seconds until a full disk is tried again (0 when it may be now)."""
+        return max(0.0, self._retry_at - time.monotonic()) if self.full is not None else 0.0
+
     def write(self, batch):
         """Carry out ``batch`` (requests in order); returns the requests to keep for a
         retry (the whole batch when the disk is full), else ``()``."""

@@ -137,9 +137,9 @@ def run(args):
                 frames = pull.recv_multipart() if pull.getsockopt(zmq.EVENTS) & zmq.POLLIN else None
             now = time.monotonic()
             if waiting and policy.may_write(now):
-                batch = list(waiting)
+                kept = policy.write(list(waiting))  # positional writes: a kept batch is written again whole
                 waiting.clear()
-                waiting.extend(policy.write(batch))  # positional writes: a kept batch is written again whole
+                waiting.extend(kept)
             if now >= next_beat:
                 pub.send(pack_event("hb", done_seq, writer.synced, writer.snapshot(), policy.failed, policy.full))
                 next_beat = now + args.heartbeat

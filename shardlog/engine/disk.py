@@ -239,6 +239,10 @@ class Disk:
         target = self.end
         if target <= self.synced and self.done_seq >= self.seq:
             return True, None
+        if self.full is not None:
+            # Not durable, and nothing says when it will be: say so now, as the
+            # flushes waiting when the disk filled were told.
+            return True, self.full
         if target > self.synced and self.sync_requested < target:
             self._send(sync=True)
         # Also wait for what was sent before (a chunk removal, say): when a

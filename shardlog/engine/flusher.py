@@ -100,7 +100,8 @@ class ThreadFlusher:
                     log.warning("%s: closing with %d requests not written: %s", self.writer.data_dir,
                                 len(self._pending), policy.full)
                     return
-                if not policy.may_write():
-                    self._cond.wait(self.retry_interval)
+                if not policy.may_write():  # full: new requests wait for the retry too
+                    self._cond.wait(policy.retry_in())
+                    continue
             with self._work:
                 self._work_once()

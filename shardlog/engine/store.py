@@ -314,13 +314,13 @@ class Store:
         return planned, (self._placement(list(new)) if new else None)
 
     def _placement(self, gids):
-        """The disk each new group goes on: the least loaded healthy one, counting
+        """The disk each new group goes on: the least loaded one neither failed nor full, counting
         the groups placed before it; raises rather than place any if one cannot go."""
         limit = self.settings["max_groups"]
         if len(self._groups) + len(gids) > limit:
             raise TooManyGroups(f"cannot create {len(gids)} group(s) ({gids[0]}, ...): the store holds "
                                 f"{len(self._groups)} of at most max_groups = {limit}")
-        disks = [d for d in self._disks if d.failed is None] or self._disks
+        disks = [d for d in self._disks if d.failed is None and d.full is None] or self._disks
         load = {disk: len(disk.groups) for disk in disks}
         placement = {}
         for gid in gids:
