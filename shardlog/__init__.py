@@ -6,9 +6,25 @@ server (``shardlog.client``) never loads the engine, while one that embeds
 the engine never loads ZeroMQ; tests/test_layers.py checks both.
 """
 
-from shardlog.errors import (ChunkGap, CorruptedLog, DirectoryLocked, DiskFailed, DiskFull, GroupExists,
-                             GroupNotFound, InvalidArgument, LogIdMismatch, LogIdNonConsecutive, LogIdReversal,
-                             LogIndexNotFound, ShardlogError, StoreClosed, Timeout, TooManyGroups, VoteReversal)
+from shardlog.errors import (
+    ChunkGap,
+    CorruptedLog,
+    DirectoryLocked,
+    DiskFailed,
+    DiskFull,
+    GroupExists,
+    GroupNotFound,
+    InvalidArgument,
+    LogIdMismatch,
+    LogIdNonConsecutive,
+    LogIdReversal,
+    LogIndexNotFound,
+    ShardlogError,
+    StoreClosed,
+    Timeout,
+    TooManyGroups,
+    VoteReversal,
+)
 from shardlog.types import LogState
 
 _ENGINE = ("Group", "Store")

@@ -12,12 +12,13 @@ dropped on a purge when their last log id at closing is <= the purge point.
 import os
 
 from shardlog.engine import codec
+from workers.naming import LOCK_FILE, chunk_file_name, list_chunks
+from workers.writer import fsync_dir
+
 from .args import check_u64
 from .errors import ChunkGap, CorruptedLog, InvalidArgument
 from .ops import APPLY_RECORD, above, apply_append
-from workers.naming import LOCK_FILE, chunk_file_name, list_chunks
 from .types import LogState
-from workers.writer import fsync_dir
 
 #: raft-log's defaults (Config::chunk_max_records, Config::chunk_max_size).
 RAFT_LOG_CHUNK_MAX_RECORDS = 1024 * 1024

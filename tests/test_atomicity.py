@@ -2,8 +2,7 @@
 
 import pytest
 
-from shardlog import (InvalidArgument, LogIdMismatch, LogIdNonConsecutive, LogIdReversal, LogIndexNotFound,
-                      VoteReversal)
+from shardlog import InvalidArgument, LogIdMismatch, LogIdNonConsecutive, LogIdReversal, LogIndexNotFound, VoteReversal
 
 from .conftest import snapshot
 from .test_store import build_sample_data

@@ -2,8 +2,15 @@
 
 import pytest
 
-from shardlog import (InvalidArgument, LogIdMismatch, LogIdNonConsecutive, LogIdReversal, LogIndexNotFound,
-                      LogState, TooManyGroups)
+from shardlog import (
+    InvalidArgument,
+    LogIdMismatch,
+    LogIdNonConsecutive,
+    LogIdReversal,
+    LogIndexNotFound,
+    LogState,
+    TooManyGroups,
+)
 
 from .conftest import snapshot
 from .test_atomicity import memory

@@ -3,8 +3,8 @@
 import pytest
 
 from shardlog import errors
-from shardlog.errors import error_classes
 from shardlog.client.protocol import error, raise_for, unpack
+from shardlog.errors import error_classes
 
 #: One instance of every error class, with fields as the engine fills them.
 EXAMPLES = [

@@ -2,10 +2,11 @@
 
 import msgpack
 import zmq
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from shardlog.ops import WRITE_OPS
 from shardlog.client.protocol import OPS
+from shardlog.ops import WRITE_OPS
 
 from .conftest import snapshot
 

@@ -7,8 +7,8 @@ import pytest
 
 from shardlog.batch import BatchGroup
 from shardlog.client import AsyncClientGroup, ClientGroup
-from shardlog.ops import WRITE_OPS, markdown_table
 from shardlog.engine.store import Group
+from shardlog.ops import WRITE_OPS, markdown_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -5,8 +5,17 @@ import threading
 
 import pytest
 
-from shardlog import (GroupNotFound, InvalidArgument, LogIdMismatch, LogIdNonConsecutive, LogIdReversal,
-                      LogIndexNotFound, LogState, StoreClosed, VoteReversal)
+from shardlog import (
+    GroupNotFound,
+    InvalidArgument,
+    LogIdMismatch,
+    LogIdNonConsecutive,
+    LogIdReversal,
+    LogIndexNotFound,
+    LogState,
+    StoreClosed,
+    VoteReversal,
+)
 from workers.naming import chunk_file_name
 
 from .conftest import chunk_names

@@ -17,9 +17,8 @@ import errno
 import os
 import time
 
-from workers.naming import chunk_path
 from workers.messages import RemoveRequest
-
+from workers.naming import chunk_path
 
 #: Errors of a write that say the disk (or the process's file size limit) is
 #: full: the bytes were not written, and writing them again later is safe.

@@ -7,10 +7,11 @@ import os
 import sys
 import time
 
-from shardlog.server.config import DEFAULTS, load
-from shardlog.errors import ShardlogError
-from .report import format_stat
 from shardlog.engine.settings import RECOVERY_MODES
+from shardlog.errors import ShardlogError
+from shardlog.server.config import DEFAULTS, load
+
+from .report import format_stat
 
 SETTING_FLAGS = [
     ("max_message_size", int, "largest request in bytes"),
@@ -102,8 +103,8 @@ def _cmd_top(args):
 
 def _cmd_dump(args):
     from shardlog.engine import codec
-    from workers.naming import list_chunks
     from shardlog.engine.recovery import resync
+    from workers.naming import list_chunks
 
     files, ignored = list_chunks(args.data_dir)
     if not files:

@@ -13,7 +13,7 @@ from shardlog.errors import StoreClosed, Timeout
 from shardlog.ops import with_write_ops
 
 from . import protocol
-from .core import DEFAULT_ENDPOINT, _Core, _batch, _flush, _read, _single, _state, _write
+from .core import DEFAULT_ENDPOINT, _batch, _Core, _flush, _read, _single, _state, _write
 from .curve import client_curve
 
 

@@ -8,8 +8,9 @@ records are in. ``Shadow`` is what a batch checks its ops against: a group as
 the earlier ops of the batch would leave it, without touching the group.
 """
 
-from .index import EntryIndex
 from shardlog.types import LogState
+
+from .index import EntryIndex
 
 
 class GroupState:

@@ -16,16 +16,17 @@ import os
 import zlib
 from typing import NamedTuple
 
+from shardlog.errors import ChunkGap, CorruptedLog
+from shardlog.ops import APPLY_RECORD, apply_append
+from shardlog.types import next_index
+from workers.naming import list_chunks
+from workers.writer import fsync_dir
+
 from . import codec
 from .chunks import ChunkSet
 from .codec import APPEND, APPEND_HEAD, APPEND_OVERHEAD, CRC, U32, BadRecord, Incomplete
-from shardlog.errors import ChunkGap, CorruptedLog
 from .group import GroupState
-from workers.naming import list_chunks
-from shardlog.ops import APPLY_RECORD, apply_append
 from .settings import RECOVERY_MODES
-from shardlog.types import next_index
-from workers.writer import fsync_dir
 
 log = logging.getLogger(__name__)
 

@@ -16,20 +16,29 @@ import os
 import threading
 import time
 
-from . import codec
 from shardlog.args import check_u64
 from shardlog.batch import Batch
+from shardlog.errors import (
+    CorruptedLog,
+    GroupExists,
+    GroupNotFound,
+    InvalidArgument,
+    ShardlogError,
+    StoreClosed,
+    Timeout,
+    TooManyGroups,
+)
+from shardlog.ops import APPEND, NO_RECORD, WRITE_OPS, with_write_ops
+from shardlog.types import LogState
+from workers.naming import chunk_path
+
+from . import codec
 from .disk import Disk
-from shardlog.errors import (CorruptedLog, GroupExists, GroupNotFound, InvalidArgument, ShardlogError, StoreClosed,
-                     Timeout, TooManyGroups)
 from .flusher import ThreadFlusher
 from .group import NEW_GROUP, Shadow
-from shardlog.ops import APPEND, NO_RECORD, WRITE_OPS, with_write_ops
 from .lockfile import DirLock
-from workers.naming import chunk_path
 from .recovery import replay
 from .settings import resolve
-from shardlog.types import LogState
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ with ``,`` in the environment).
 import os
 import tomllib
 
-from shardlog.errors import InvalidArgument
 from shardlog.engine.settings import DEFAULTS as ENGINE_DEFAULTS
+from shardlog.errors import InvalidArgument
 
 MiB = 1 << 20
 

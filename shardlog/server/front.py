@@ -23,14 +23,23 @@ import time
 import psutil
 import zmq
 
-from shardlog.client import protocol
 from shardlog.args import check_u64
-from .config import engine_settings
-from shardlog.errors import BadRequest, DiskFull, InvalidArgument, ShardlogError, StoreClosed, TooLarge, UnknownOp
-from shardlog.errors import VersionMismatch
-from shardlog.ops import WRITE_OPS
+from shardlog.client import protocol
 from shardlog.client.protocol import PROTOCOL_VERSION
 from shardlog.engine.store import Store
+from shardlog.errors import (
+    BadRequest,
+    DiskFull,
+    InvalidArgument,
+    ShardlogError,
+    StoreClosed,
+    TooLarge,
+    UnknownOp,
+    VersionMismatch,
+)
+from shardlog.ops import WRITE_OPS
+
+from .config import engine_settings
 from .metrics import serve_metrics
 from .security import serve_curve
 from .worker_flusher import pump_all, worker_flusher_factory
