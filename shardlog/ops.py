@@ -187,30 +187,40 @@ class WriteOp(NamedTuple):
     apply: Callable
 
 
-def _pair(what):
-    return lambda value: check_pair(value, what)
+def _vote(value):
+    return check_pair(value, "vote")
+
+
+def _log_id(value):
+    return check_pair(value, "log id")
+
+
+def _index(value):
+    return check_u64(value, "index")
+
+
+def _user_data(value):
+    return check_optional_bytes(value, "user data")
 
 
 WRITE_OPS = {op.name: op for op in (
     WriteOp("save_vote", "vote", "Persist the vote ``(term, voted_for)``; it never goes down.",
-            "Vote", "Vote", _pair("vote"), _log_id_to_wire, _pair("vote"),
+            "Vote", "Vote", _vote, _log_id_to_wire, _vote,
             ("VoteReversal",), SAVE_VOTE, check_vote, apply_vote),
     WriteOp("append", "entries", "Append ``[((term, index), payload), ...]``, checked as a whole first.",
             "[Entry...]", "Iterable[Entry]", check_entries, _entries_to_wire, entries_from_wire,
             ("LogIdReversal", "LogIdNonConsecutive"), APPEND, check_append, apply_append),
     WriteOp("truncate", "index", "Drop the entries at ``index`` and above.",
-            "u64", "int", lambda value: check_u64(value, "index"), _same,
-            lambda value: check_u64(value, "index"),
+            "u64", "int", _index, _same, _index,
             ("LogIndexNotFound",), TRUNCATE_AFTER, check_truncate, apply_truncate),
     WriteOp("purge", "upto", "Drop the entries up to and including log id ``upto``.",
-            "LogId", "LogId", _pair("log id"), _log_id_to_wire, _pair("log id"),
+            "LogId", "LogId", _log_id, _log_id_to_wire, _log_id,
             ("LogIdMismatch",), PURGE_UPTO, check_purge, apply_purge),
     WriteOp("commit", "log_id", "Persist the commit point; it never goes down.",
-            "LogId", "LogId", _pair("log id"), _log_id_to_wire, _pair("log id"),
+            "LogId", "LogId", _log_id, _log_id_to_wire, _log_id,
             ("LogIdReversal",), COMMIT, check_commit, apply_commit),
     WriteOp("save_user_data", "user_data", "Persist ``bytes`` (or None) beside the state.",
-            "bin or nil", "Optional[bytes]", lambda value: check_optional_bytes(value, "user data"), _same,
-            lambda value: check_optional_bytes(value, "user data"),
+            "bin or nil", "Optional[bytes]", _user_data, _same, _user_data,
             (), STATE, check_user_data, apply_state),
 )}
 
