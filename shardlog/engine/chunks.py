@@ -44,6 +44,8 @@ class ChunkSet:
     def __init__(self):
         self.chunks = []
         self.starts = []
+        #: The newest chunk, the one written to (an attribute: read on every append).
+        self.open = None
 
     def __iter__(self):
         return iter(self.chunks)
@@ -51,12 +53,8 @@ class ChunkSet:
     def __len__(self):
         return len(self.chunks)
 
-    @property
-    def open(self):
-        return self.chunks[-1]
-
     def add(self, start):
-        chunk = Chunk(start)
+        chunk = self.open = Chunk(start)
         self.chunks.append(chunk)
         self.starts.append(start)
         return chunk
@@ -94,6 +92,7 @@ class ChunkSet:
     def drop_newest(self):
         self.chunks.pop()
         self.starts.pop()
+        self.open = self.chunks[-1] if self.chunks else None
 
     def drop_oldest(self, n):
         del self.chunks[:n], self.starts[:n]

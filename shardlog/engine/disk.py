@@ -28,6 +28,11 @@ from .group import GroupState
 
 log = logging.getLogger(__name__)
 
+# Bound once: the hot path calls them for every entry.
+_pack_append = APPEND_HEAD.pack
+_pack_crc = CRC.pack
+_crc32 = zlib.crc32
+
 
 class Disk:
     def __init__(self, path, settings, recovered, lock, flusher_factory):
@@ -112,9 +117,7 @@ class Disk:
         index = group.index
         terms, offsets, sizes = index.terms, index.offsets, index.sizes
         payloads = group.payloads
-        pack = APPEND_HEAD.pack
-        pack_crc = CRC.pack
-        crc32 = zlib.crc32
+        pack, pack_crc, crc32 = _pack_append, _pack_crc, _crc32
         if len(terms) == index.head:
             index.start_at(entries[0][0][1])
         n = len(entries)
@@ -163,11 +166,11 @@ class Disk:
             index.start_at(idx)
         size = len(payload)
         offset = self.end
-        head = APPEND_HEAD.pack(APPEND, group.gid, term, idx, size)
+        head = _pack_append(APPEND, group.gid, term, idx, size)
         buf = self.pending
         buf += head
         buf += payload
-        buf += CRC.pack(zlib.crc32(payload, zlib.crc32(head)))
+        buf += _pack_crc(_crc32(payload, _crc32(head)))
         index.terms.append(term)
         index.offsets.append(offset)
         index.sizes.append(size)
