@@ -421,7 +421,7 @@ def open_files(path):
 
 
 def test_reads_across_many_chunks_keep_few_files_open(open_store, data_dir):
-    """A group pinning 200 chunks is read whole: the descriptors stay bounded (an LRU)."""
+    """A group pinning 200 chunks is read whole: the descriptors stay bounded."""
     store = open_store(chunk_max_records=5, cache_max_items=0, cache_max_bytes=0, max_open_chunk_files=8)
     g = store.group(1)
     for i in range(0, 800, 4):
@@ -429,7 +429,7 @@ def test_reads_across_many_chunks_keep_few_files_open(open_store, data_dir):
     g.flush()
     assert len(chunk_names(data_dir)) >= 150
     assert [p for _, p in g.read(0, 800)] == [b"p%d" % j for j in range(800)]
-    assert len(open_files(data_dir)) <= 8 + 2, "the readers' LRU, the writer's newest file and the LOCK"
+    assert len(open_files(data_dir)) <= 8 + 2, "the readers' bound, the writer's newest file and the LOCK"
     g.purge((1, 799))
     g.flush()
     held = open_files(data_dir)

@@ -27,7 +27,7 @@ SETTING_FLAGS = [
     ("cache_max_bytes", int, "durable payloads kept in memory, per disk (bytes)"),
     ("write_buffer_size", int, "hand encoded records to the worker once this many bytes wait"),
     ("max_unsynced_bytes", int, "stop taking writes for a disk holding this many unsynced bytes"),
-    ("max_open_chunk_files", int, "chunk files kept open for reads, per disk (the most recently read)"),
+    ("max_open_chunk_files", int, "chunk files kept open for reads, per disk (the newest opened)"),
 ]
 
 

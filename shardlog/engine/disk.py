@@ -316,7 +316,10 @@ class Disk:
     def read_payload(self, offset, size):
         """Positional read of an Append's payload from its chunk file."""
         chunk = self.chunks.find(offset)
-        data = self.readers.pread(chunk.start, size, offset - chunk.start + APPEND_PAYLOAD_AT)
+        fd = self.readers.fds.get(chunk.start)
+        if fd is None:  # (0 is a descriptor too)
+            fd = self.readers.open(chunk.start)
+        data = os.pread(fd, size, offset - chunk.start + APPEND_PAYLOAD_AT)
         if len(data) != size:
             raise CorruptedLog(chunk_path(self.path, chunk.start), offset - chunk.start,
                                f"short read: {len(data)} of {size} bytes")

@@ -24,7 +24,7 @@ DEFAULTS = {
     #: (as raft-log's ``truncate_incomplete_record``); otherwise refuse to open.
     "truncate_incomplete_record": True,
     #: Chunk files kept open for reads of payloads not in the cache, per disk
-    #: (the most recently read; a lagging group may pin thousands of chunks).
+    #: (the newest opened; a lagging group may pin thousands of chunks).
     "max_open_chunk_files": 64,
     #: Creating a group beyond this many is refused with TooManyGroups.
     "max_groups": 1_000_000,
