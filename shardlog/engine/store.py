@@ -267,11 +267,11 @@ class Store:
             if self._closed:
                 self._check_open()
             planned, placement = self._plan(ops)
-            written = self._apply(planned, placement)
+            crowded = self._apply(planned, placement)
             if flush:  # also the disks of ops that wrote nothing: what came before them
                 disks = {self._groups[gid].disk for _, gid, _ in ops if gid in self._groups}
-        for disk in written:
-            if disk.end - disk.synced > self._max_unsynced:
+        if crowded:
+            for disk in crowded:
                 self._throttle(disk)
         if not flush:
             if callback is not None:
@@ -341,9 +341,10 @@ class Store:
 
     def _apply(self, planned, placement):
         """Encode each checked op's record and apply it: nothing here can refuse.
-        Returns the disks written to."""
+        Returns the disks written to that hold more unsynced bytes than allowed
+        (their writers wait, outside the lock), or None."""
         groups = self._groups
-        written = set()
+        crowded = None
         for op, gid, value in planned:
             group = groups.get(gid)
             if group is None:
@@ -355,8 +356,10 @@ class Store:
                 disk.put(codec.encode(op.record, gid, value))
                 op.apply(group, value)
                 disk.after_write()
-            written.add(disk)
-        return written
+            if disk.end - disk.synced > self._max_unsynced:
+                crowded = crowded or set()
+                crowded.add(disk)
+        return crowded
 
     def _throttle(self, disk):
         """Backpressure: a writer waits while its disk holds too many unsynced bytes."""
