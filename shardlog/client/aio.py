@@ -13,7 +13,7 @@ from shardlog.errors import StoreClosed, Timeout
 from shardlog.ops import with_write_ops
 
 from . import protocol
-from .core import DEFAULT_ENDPOINT, _batch, _Core, _flush, _read, _single, _state, _write
+from .core import DEFAULT_ENDPOINT, Core, batch_op, flush_op, get_state, read_range, single, write_op
 from .curve import client_curve
 
 
@@ -29,7 +29,7 @@ class AsyncClient:
         if client_key or server_key:
             client_curve(self._sock, client_key, server_key)
         self._sock.connect(endpoint)
-        self._core = _Core()
+        self._core = Core()
         self._waiting = {}
         self._reader = None
         self._closed = False
@@ -37,7 +37,7 @@ class AsyncClient:
 
     async def connect(self):
         self._reader = asyncio.get_running_loop().create_task(self._read_replies())
-        self.server = _Core.check_hello(await self._drive(_single("hello")))
+        self.server = Core.check_hello(await self._drive(single("hello")))
         return self
 
     async def __aenter__(self):
@@ -102,19 +102,19 @@ class AsyncClient:
         return AsyncClientGroup(self, gid)
 
     async def groups(self):
-        return await self._drive(_single("groups"))
+        return await self._drive(single("groups"))
 
     async def drop_group(self, gid, timeout=None):
-        await self._drive(_single("drop_group", gid=gid), timeout)
+        await self._drive(single("drop_group", gid=gid), timeout)
 
     async def flush(self, timeout=None):
-        await self._drive(_flush(), timeout)
+        await self._drive(flush_op(), timeout)
 
     async def stat(self, groups=0):
-        return await self._drive(_single("stat", groups=groups))
+        return await self._drive(single("stat", groups=groups))
 
     def batch(self, flush=False, timeout=None):
-        return Batch(lambda ops: self._drive(_batch(ops, flush), timeout), wire_form)
+        return Batch(lambda ops: self._drive(batch_op(ops, flush), timeout), wire_form)
 
 
 @with_write_ops
@@ -131,13 +131,13 @@ class AsyncClientGroup:
         return f"AsyncClientGroup({self.gid})"
 
     async def _write(self, op, arg, flush):
-        await self._client._drive(_write(op, self.gid, arg, flush))
+        await self._client._drive(write_op(op, self.gid, arg, flush))
 
     async def flush(self, timeout=None):
-        await self._client._drive(_flush(self.gid), timeout)
+        await self._client._drive(flush_op(self.gid), timeout)
 
     async def read(self, start, end):
-        return await self._client._drive(_read(self.gid, start, end))
+        return await self._client._drive(read_range(self.gid, start, end))
 
     async def state(self):
-        return await self._client._drive(_state(self.gid))
+        return await self._client._drive(get_state(self.gid))

@@ -14,7 +14,7 @@ from shardlog.errors import StoreClosed, Timeout
 from shardlog.ops import with_write_ops
 
 from . import protocol
-from .core import DEFAULT_ENDPOINT, _batch, _Core, _flush, _read, _single, _state, _timeout_ms, _write
+from .core import DEFAULT_ENDPOINT, Core, batch_op, flush_op, get_state, read_range, single, timeout_ms, write_op
 from .curve import client_curve
 
 
@@ -32,12 +32,12 @@ class Client:
         if client_key or server_key:
             client_curve(self._sock, client_key, server_key)
         self._sock.connect(endpoint)
-        self._core = _Core()
+        self._core = Core()
         self._replies = {}
         self._callbacks = {}
         self._closed = False
         try:
-            self.server = _Core.check_hello(self._drive(_single("hello")))
+            self.server = Core.check_hello(self._drive(single("hello")))
         except BaseException:
             self.close()
             raise
@@ -68,7 +68,7 @@ class Client:
     def _receive(self, request_id, timeout):
         deadline = None if timeout is None else time.monotonic() + timeout
         while request_id not in self._replies:
-            if not self._sock.poll(_timeout_ms(deadline)):
+            if not self._sock.poll(timeout_ms(deadline)):
                 raise Timeout(f"no reply within {timeout} s from {self.endpoint}")
             self._take(self._sock.recv())
         return self._replies.pop(request_id)
@@ -108,20 +108,20 @@ class Client:
         return ClientGroup(self, gid)
 
     def groups(self):
-        return self._drive(_single("groups"))
+        return self._drive(single("groups"))
 
     def drop_group(self, gid, timeout=None):
-        self._drive(_single("drop_group", gid=gid), timeout)
+        self._drive(single("drop_group", gid=gid), timeout)
 
     def flush(self, timeout=None):
-        self._drive(_flush(), timeout)
+        self._drive(flush_op(), timeout)
 
     def stat(self, groups=0):
         """The server's figures; ``groups``: per-group figures of that many groups, biggest first."""
-        return self._drive(_single("stat", groups=groups))
+        return self._drive(single("stat", groups=groups))
 
     def batch(self, flush=False, timeout=None):
-        return Batch(lambda ops: self._drive(_batch(ops, flush), timeout), wire_form)
+        return Batch(lambda ops: self._drive(batch_op(ops, flush), timeout), wire_form)
 
 
 class _Pending:
@@ -151,18 +151,18 @@ class ClientGroup:
         return f"ClientGroup({self.gid})"
 
     def _write(self, op, arg, flush):
-        self._client._drive(_write(op, self.gid, arg, flush))
+        self._client._drive(write_op(op, self.gid, arg, flush))
 
     def flush(self, callback=None, timeout=None):
         """Block until durable; with ``callback``, return at once and call it with None or
         the error when the reply is received (by a later call or ``client.poll()``)."""
         if callback is None:
-            return self._client._drive(_flush(self.gid), timeout)
+            return self._client._drive(flush_op(self.gid), timeout)
         pending = self._client.submit("flush", gid=self.gid)
         self._client._callbacks[pending.request_id] = callback
 
     def read(self, start, end):
-        return iter(self._client._drive(_read(self.gid, start, end)))
+        return iter(self._client._drive(read_range(self.gid, start, end)))
 
     def state(self):
-        return self._client._drive(_state(self.gid))
+        return self._client._drive(get_state(self.gid))

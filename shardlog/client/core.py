@@ -19,12 +19,12 @@ from .protocol import PROTOCOL_VERSION
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:7700"
 
 
-def _write(op, gid, arg, flush):
+def write_op(op, gid, arg, flush):
     """A write op; arguments are checked here too, so bad ones never leave the process."""
     yield op, {"gid": gid, WRITE_OPS[op].field: wire_form(op, arg), "flush": bool(flush)}
 
 
-def _read(gid, start, end):
+def read_range(gid, start, end):
     entries = []
     while True:
         page = yield "read", {"gid": gid, "start": start, "end": end}
@@ -34,24 +34,24 @@ def _read(gid, start, end):
         start = page["next"]
 
 
-def _state(gid):
+def get_state(gid):
     return protocol.state_in((yield "state", {"gid": gid}))
 
 
-def _flush(gid=None):
+def flush_op(gid=None):
     yield "flush", {} if gid is None else {"gid": gid}
 
 
-def _batch(ops, flush):
+def batch_op(ops, flush):
     """``ops`` as recorded by a client's Batch: arguments already checked, in wire form."""
     yield "batch", {"ops": [[op, gid, arg] for op, gid, arg in ops], "flush": bool(flush)}
 
 
-def _single(op, **fields):
+def single(op, **fields):
     return (yield op, fields)
 
 
-class _Core:
+class Core:
     """Request ids and message bytes: the part of a client that does no I/O."""
 
     def __init__(self):
@@ -76,7 +76,7 @@ class _Core:
         return result
 
 
-def _timeout_ms(deadline):
+def timeout_ms(deadline):
     if deadline is None:
         return None
     return max(0, int((deadline - time.monotonic()) * 1000))
