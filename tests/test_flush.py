@@ -166,24 +166,28 @@ def test_backpressure_holds_writers_while_the_disk_is_behind(data_dir):
         assert written == list(range(400))
 
 
-def test_embedded_disk_full_holds_writes_until_space_is_back(data_dir):
-    import errno as _errno
+def make_full(disk):
+    """The disk's writes fail with ENOSPC from now on (until the returned switch is flipped)."""
+    writer = disk.flusher.writer
+    real = writer.write_batch
+    full = [True]
 
+    def write_batch(requests):
+        if full[0]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(requests)
+
+    writer.write_batch = write_batch
+    return full
+
+
+def test_embedded_disk_full_holds_writes_until_space_is_back(data_dir):
     from shardlog import DiskFull
 
     with Store.open(data_dir) as store:
         g = store.group(1)
         g.append([((1, 0), b"a")], flush=True)
-        writer = store._disks[0].flusher.writer
-        real = writer.write_batch
-        full = [True]
-
-        def write_batch(requests):
-            if full[0]:
-                raise OSError(_errno.ENOSPC, "No space left on device")
-            return real(requests)
-
-        writer.write_batch = write_batch
+        full = make_full(store._disks[0])
         with pytest.raises(DiskFull):
             g.append([((1, 1), b"b")], flush=True)
         with pytest.raises(DiskFull):
@@ -224,28 +228,13 @@ def test_a_full_disk_found_by_a_helping_caller_is_retried_by_the_thread(tmp_path
         flusher.close()
 
 
-def make_full(store, disk):
-    """The disk's writes fail with ENOSPC from now on (until the returned switch is flipped)."""
-    writer = disk.flusher.writer
-    real = writer.write_batch
-    full = [True]
-
-    def write_batch(requests):
-        if full[0]:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real(requests)
-
-    writer.write_batch = write_batch
-    return full
-
-
 def test_flushes_on_a_full_disk_get_disk_full_at_once_and_close_does_not_hang(data_dir, caplog):
     from shardlog import DiskFull
 
     store = Store.open(data_dir)
     g = store.group(1)
     g.append([((1, 0), b"a")], flush=True)
-    make_full(store, store._disks[0])
+    make_full(store._disks[0])
     with pytest.raises(DiskFull):
         g.append([((1, 1), b"b")], flush=True)  # the flush that finds the disk full
     for _ in range(3):  # later flushes are told at once, not left waiting
@@ -268,7 +257,7 @@ def test_new_groups_are_placed_on_a_disk_that_is_not_full(tmp_path):
         full_disk = store.group(0)
         full_disk.append([((1, 0), b"x")])
         disk = store._groups[0].disk
-        switch = make_full(store, disk)
+        switch = make_full(disk)
         with pytest.raises(DiskFull):
             full_disk.flush()
         for gid in range(1, 11):
