@@ -467,3 +467,18 @@ def test_run_directories_of_dead_fronts_are_removed(start_server):
     assert len(mine) == 1, "the running front's own directory stays"
     assert server.stop() == 0
     assert not os.path.exists(os.path.join(tempfile.gettempdir(), mine[0])), "removed on a clean stop"
+
+
+def test_stat_cpu_percent_waits_for_an_interval():
+    """A process seen for the first time has no interval to measure CPU over: None, not a
+    number divided by almost nothing (stat printed "cpu 7352%" on a fresh server)."""
+    import types
+
+    from shardlog.server.front import Front
+
+    front = types.SimpleNamespace(_processes={})
+    first = Front._process_stat(front, os.getpid())
+    assert first["cpu_percent"] is None and first["rss"] > 0
+    sum(range(10 ** 6))
+    second = Front._process_stat(front, os.getpid())
+    assert 0 <= second["cpu_percent"] <= 100 * os.cpu_count()

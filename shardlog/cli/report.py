@@ -5,6 +5,11 @@ def _log_id(v):
     return "-" if v is None else f"{v[0]}/{v[1]}" if isinstance(v, (list, tuple)) else str(v)
 
 
+def _percent(value):
+    """A CPU percent, or "-" before there is an interval to measure it over."""
+    return "-" if value is None else f"{value:.0f}%"
+
+
 def format_stat(stat, previous=None):
     """Lines for a person; with ``previous`` (an earlier stat, with ``taken_at``), rates between the two."""
     lines = []
@@ -17,7 +22,7 @@ def format_stat(stat, previous=None):
     say(f"server {stat['endpoint']}: {stat['groups']} groups, {stat['entries']} entries, "
         f"index {stat['index_bytes']} bytes")
     front = stat["front"]
-    say(f"  front pid {front['pid']}: rss {front['rss'] / 2**20:.1f} MiB, cpu {front['cpu_percent']:.0f}%")
+    say(f"  front pid {front['pid']}: rss {front['rss'] / 2**20:.1f} MiB, cpu {_percent(front.get('cpu_percent'))}")
     for disk in stat["disks"]:
         worker, flusher, cache = disk["worker"] or {}, disk["flusher"], disk["cache"]
         flag = (f"  FAILED: {disk['failed']}" if disk["failed"]
@@ -26,7 +31,7 @@ def format_stat(stat, previous=None):
         say(f"    {disk['groups']} groups, {disk['chunks']} chunks, {disk['bytes_on_disk']} bytes on disk, "
             f"{disk['unsynced_bytes']} unsynced")
         say(f"    worker pid {worker.get('pid')}: rss {worker.get('rss', 0) / 2**20:.1f} MiB, "
-            f"cpu {worker.get('cpu_percent', 0):.0f}%, {flusher.get('restarts', 0)} restarts")
+            f"cpu {_percent(worker.get('cpu_percent'))}, {flusher.get('restarts', 0)} restarts")
         say(f"    syncs {flusher.get('sync_rounds', 0)} ({flusher.get('sync_rounds_per_s', 0)}/s), "
             f"p50 {flusher.get('sync_p50_us', '-')} us, p99 {flusher.get('sync_p99_us', '-')} us, "
             f"{disk['entries_per_sync'] or '-'} entries per sync")

@@ -385,11 +385,14 @@ class Front:
             return None
         try:
             proc = self._processes.get(pid)
-            if proc is None:
+            first = proc is None
+            if first:
                 proc = self._processes.setdefault(pid, psutil.Process(pid))
-                proc.cpu_percent(None)
             with proc.oneshot():
-                return {"pid": pid, "rss": proc.memory_info().rss, "cpu_percent": proc.cpu_percent(None),
+                # CPU percent is measured since the previous call: the first call has
+                # no interval yet (psutil would divide by almost nothing), so None.
+                cpu = proc.cpu_percent(None)
+                return {"pid": pid, "rss": proc.memory_info().rss, "cpu_percent": None if first else cpu,
                         "cpu_seconds": sum(proc.cpu_times()[:2])}
         except (psutil.NoSuchProcess, psutil.AccessDenied) as exc:
             self._processes.pop(pid, None)
