@@ -224,6 +224,8 @@ class Store:
         """Flush ``disks``; ``callback`` gets the first error or None once all are done."""
         if not disks:
             return callback(None)
+        if len(disks) == 1:  # the common case: no counting
+            return self._flush_disk(disks[0], callback)
         pending = [len(disks)]
         errors = []
         guard = threading.Lock()
