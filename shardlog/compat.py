@@ -26,7 +26,8 @@ RAFT_LOG_CHUNK_MAX_SIZE = 1024 * 1024 * 1024
 
 
 class _RaftLogReplay:
-    """raft-log's replay: the state, and the entries if kept, by the rules of ops.py."""
+    """raft-log's replay: the state, and the entries if kept, by the rules of ops.py
+    (applies only: raft-log wrote its records unchecked, so nothing here is checked)."""
 
     def __init__(self, state=LogState(), keep_entries=True):
         self.vote, self.last, self.committed, self.purged, self.user_data = state
@@ -38,10 +39,6 @@ class _RaftLogReplay:
 
     def set_state(self, state):
         self.vote, self.last, self.committed, self.purged, self.user_data = state
-
-    def term_at(self, index):
-        entry = self.entries.get(index) if self.entries is not None else None
-        return None if entry is None else entry[0][0]
 
     def add_entries(self, entries):
         if self.entries is not None:
