@@ -8,6 +8,7 @@ the engine never loads ZeroMQ; tests/test_layers.py checks both.
 
 from shardlog.errors import (
     ChunkGap,
+    ChunkMissing,
     CorruptedLog,
     DirectoryLocked,
     DiskFailed,
@@ -30,7 +31,7 @@ from shardlog.types import LogState
 _ENGINE = ("Group", "Store")
 
 __all__ = [
-    "ChunkGap", "CorruptedLog", "DirectoryLocked", "DiskFailed", "DiskFull", "Group", "GroupExists",
+    "ChunkGap", "ChunkMissing", "CorruptedLog", "DirectoryLocked", "DiskFailed", "DiskFull", "Group", "GroupExists",
     "GroupNotFound", "InvalidArgument", "LogIdMismatch", "LogIdNonConsecutive", "LogIdReversal", "LogIndexNotFound",
     "LogState", "ShardlogError", "Store", "StoreClosed", "Timeout", "TooManyGroups", "VoteReversal",
 ]

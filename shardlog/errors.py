@@ -145,6 +145,11 @@ class ChunkGap(CorruptedLog):
         self.expected = expected
 
 
+class ChunkMissing(CorruptedLog):
+    """A chunk the data directory's marks say must exist is gone, or the stream
+    ends below what was durable: acknowledged records would be lost."""
+
+
 class TooManyGroups(ShardlogError):
     """Creating one more group would pass the ``max_groups`` setting."""
 

@@ -49,3 +49,18 @@ def start_server(tmp_path):
     yield start
     for server in servers:
         server.cleanup()
+
+
+def forget_sync(data_dir, synced=None):
+    """Make the data directory's marks say that only ``synced`` bytes of the stream
+    were durable (default: up to its newest chunk), as after a crash that came
+    before the newest records were fsynced: their damage is then a torn tail."""
+    from workers.marks import MARKS_FILE, MarksWriter, read_marks
+
+    oldest, _ = read_marks(data_dir)
+    if synced is None:
+        synced = int(chunk_names(data_dir)[-1][2:-4].replace("_", ""))
+    os.unlink(os.path.join(data_dir, MARKS_FILE))
+    marks = MarksWriter(os.fspath(data_dir), oldest, synced)
+    marks.create()
+    marks.close()

@@ -19,6 +19,7 @@ EXAMPLES = [
     errors.GroupExists("group 3 already exists"),
     errors.CorruptedLog("/d/r-00.wal", 120, "crc32 checksum mismatch"),
     errors.ChunkGap("/d/r-01.wal", 400, 380),
+    errors.ChunkMissing("/d/r-01.wal", 400, "the oldest chunk r-01.wal is missing"),
     errors.TooManyGroups("cannot create group 9"),
     errors.DirectoryLocked("/d is in use"),
     errors.DiskFailed("disk /d failed"),

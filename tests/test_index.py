@@ -67,8 +67,5 @@ def test_chunk_live_counts():
         b.live += 1
     start, end = idx.span_upto(12)
     chunks.release(idx.offsets, start, end, now=500)
-    assert (a.live, b.live, a.dead_at) == (0, 7, 500)
-    a.closed_at = 600
-    assert chunks.removable(synced=599) == []
-    assert chunks.removable(synced=600) == [a]
+    assert (a.live, b.live, a.free_at) == (0, 7, 500)
     assert chunks.pinning_chunk() is b

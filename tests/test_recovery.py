@@ -8,7 +8,7 @@ import pytest
 from shardlog import ChunkGap, CorruptedLog, DirectoryLocked, LogState, Store
 from shardlog.engine import codec
 
-from .conftest import chunk_names, snapshot
+from .conftest import chunk_names, forget_sync, snapshot
 from .test_store import SAMPLE_ENTRIES, SAMPLE_STATE, build_sample_data
 
 
@@ -44,6 +44,7 @@ def test_reopen_unfinished_chunk(sample):
     f = last_chunk(sample)
     size = f.stat().st_size
     os.truncate(f, size - 3)  # the last record, half written
+    forget_sync(sample)  # ... before the fsync that would have made it durable
     with reopen(sample) as store:
         g = store.group(1)
         assert g.state() == SAMPLE_STATE, "the torn commit is gone"
@@ -117,6 +118,7 @@ def test_damaged_tail_of_the_newest_chunk_is_cut_by_default(sample, caplog):
         fh.seek(size - COMMIT_LEN + 6)
         fh.write(b"\xff\xee")
         fh.write(os.urandom(300))
+    forget_sync(sample)
     with caplog.at_level(logging.WARNING), reopen(sample) as store:
         assert store.group(1).state() == SAMPLE_STATE, "the damaged commit is gone"
         assert list(store.group(1).read(0, 100)) == SAMPLE_ENTRIES
@@ -128,12 +130,18 @@ def test_salvage_skips_damage_and_reports_it(sample, caplog):
     names = chunk_names(sample)
     f = sample / names[0]
     data = bytearray(f.read_bytes())
-    first_append = next(pos for pos, rec, _ in codec.iter_records(data) if rec.type == codec.APPEND)
+    live = [log_id for log_id, _ in SAMPLE_ENTRIES]
+    first_append = next(pos for pos, rec, _ in codec.iter_records(data)
+                        if rec.type == codec.APPEND and rec.value[0] in live)
     lost_log_id, _ = codec.decode(data, first_append)[0].value
     data[first_append + 20] ^= 0x01  # inside the term of the chunk's first Append
     f.write_bytes(bytes(data))
+    with reopen(sample) as store:  # the footer is whole: the damage shows when the entry is read
+        with pytest.raises(CorruptedLog) as err:
+            list(store.group(1).read(0, 100))
+        assert (err.value.path, err.value.offset) == (str(f), first_append)
     with pytest.raises(CorruptedLog):
-        reopen(sample)
+        reopen(sample, read_footers=False)
     with caplog.at_level(logging.ERROR), reopen(sample, recovery_mode="salvage") as store:
         assert store.group(1).state().last == (2, 7)
         got = list(store.group(1).read(0, 100))
@@ -150,6 +158,18 @@ def test_reopen_damaged_closed_chunk(sample):
     data[60] ^= 0x04
     f.write_bytes(bytes(data))
     with pytest.raises(CorruptedLog) as err:
+        reopen(sample, read_footers=False)
+    assert err.value.path == str(f)
+
+
+def test_damaged_footer_is_refused(sample):
+    """A sealed chunk whose footer does not decode is read record by record, and
+    a chunk that is not the newest without a footer is damage."""
+    f = sample / chunk_names(sample)[0]
+    data = bytearray(f.read_bytes())
+    data[-20] ^= 0x04
+    f.write_bytes(bytes(data))
+    with pytest.raises(CorruptedLog) as err:
         reopen(sample)
     assert err.value.path == str(f)
 
@@ -157,6 +177,7 @@ def test_reopen_damaged_closed_chunk(sample):
 def test_no_truncate_incomplete_record(sample):
     f = last_chunk(sample)
     os.truncate(f, f.stat().st_size - 3)
+    forget_sync(sample)
     before = snapshot(sample)
     with pytest.raises(CorruptedLog, match="truncate_incomplete_record is off"):
         reopen(sample, truncate_incomplete_record=False)
@@ -210,18 +231,17 @@ def test_recovery_logs_a_summary(sample, caplog):
     assert any("recovered 1 groups" in r.getMessage() for r in caplog.records)
 
 
-def test_checkpoint_that_lies_is_caught(sample):
-    """A later checkpoint must agree with what the replay rebuilt."""
-    names = chunk_names(sample)
-    f = sample / names[-1]
+def test_footer_that_lies_is_caught_by_full_replay(sample):
+    """Replaying every record checks each footer against what the records rebuilt
+    (the second chunk's: the first one's gives the state its records lack)."""
+    f = sample / chunk_names(sample)[1]
     data = f.read_bytes()
-    rec, end = codec.decode(data, 0)
-    version, offset, states = rec.value
-    lie = codec.encode_checkpoint(offset, [(gid, st._replace(vote=(9, 9))) for gid, st in states])
-    assert len(lie) > end
-    f.write_bytes(lie + data[end:])
+    at = codec.footer_start(data[-16:], len(data))
+    footer, _ = codec.decode_footer(data, at)
+    groups = [g._replace(state=g.state._replace(last=(9, 9))) for g in footer.groups]  # same length
+    f.write_bytes(data[:at] + codec.encode_footer(footer.chunk_offset, groups, *footer[2:]))
     with pytest.raises(CorruptedLog, match="disagrees with replay"):
-        reopen(sample)
+        reopen(sample, read_footers=False)
 
 
 def test_many_reopens_do_not_pile_up_chunks(data_dir):

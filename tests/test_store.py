@@ -429,9 +429,9 @@ def test_reads_across_many_chunks_keep_few_files_open(open_store, data_dir):
     g.flush()
     assert len(chunk_names(data_dir)) >= 150
     assert [p for _, p in g.read(0, 800)] == [b"p%d" % j for j in range(800)]
-    assert len(open_files(data_dir)) <= 8 + 2, "the readers' bound, the writer's newest file and the LOCK"
+    assert len(open_files(data_dir)) <= 8 + 3, "the readers' bound, the writer's newest file, LOCK and MARKS"
     g.purge((1, 799))
     g.flush()
     held = open_files(data_dir)
     assert not [f for f in held if f.endswith("(deleted)")], "descriptors of deleted chunks are closed"
-    assert len(held) <= 3, held
+    assert len(held) <= 4, held  # LOCK, MARKS, the newest chunk (writer and reader)

@@ -8,6 +8,8 @@ raft-log does: 20 zero-padded digits grouped by ``_``, e.g.
 import os
 
 LOCK_FILE = "LOCK"
+#: See workers/marks.py.
+MARKS_FILE = "MARKS"
 _PREFIX = "r-"
 _SUFFIX = ".wal"
 
@@ -41,7 +43,7 @@ def list_chunks(data_dir):
     (hidden files are skipped silently: test hooks keep theirs there)."""
     chunks, ignored = [], []
     for name in os.listdir(data_dir):
-        if name == LOCK_FILE or name.startswith("."):
+        if name in (LOCK_FILE, MARKS_FILE) or name.startswith("."):
             continue
         offset = parse_chunk_file_name(name)
         if offset is None:

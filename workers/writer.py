@@ -17,8 +17,9 @@ import errno
 import os
 import time
 
+from workers.marks import MarksWriter, read_marks
 from workers.messages import RemoveRequest
-from workers.naming import chunk_path
+from workers.naming import chunk_path, list_chunks
 
 #: Errors of a write that say the disk (or the process's file size limit) is
 #: full: the bytes were not written, and writing them again later is safe.
@@ -66,10 +67,17 @@ class ChunkWriter:
         #: Seconds of the latest sync rounds, for percentiles.
         self._latencies = collections.deque(maxlen=1024)
         self._rate_mark = (time.monotonic(), 0)
+        marks = read_marks(self.data_dir)
+        if marks is None:
+            files = list_chunks(self.data_dir)[0]
+            marks = (files[0][0] if files else 0, 0)
+        self.marks = MarksWriter(self.data_dir, *marks)
 
     def _fd(self, chunk):
         fd = self._fds.get(chunk)
         if fd is None:
+            if not self._fds and self.marks.create():
+                fsync_dir(self.data_dir)
             fd = os.open(chunk_path(self.data_dir, chunk), os.O_WRONLY | os.O_CREAT, 0o644)
             self._fds[chunk] = fd
             # The file may be new, or created by a worker that died before
@@ -131,6 +139,7 @@ class ChunkWriter:
         self._latencies.append(elapsed)
         self._dirty.clear()
         self.synced = self.written
+        self.marks.set_synced(self.synced)
         # Only the newest file is still being written; keep its descriptor.
         if len(self._fds) > 1:
             newest = max(self._fds)
@@ -156,6 +165,12 @@ class ChunkWriter:
         return out
 
     def remove(self, chunks):
+        # The marks say first where the stream begins now: a crash among the
+        # unlinks leaves files below it, which the next open deletes.
+        try:
+            self.marks.set_oldest(chunks[-1] + os.path.getsize(chunk_path(self.data_dir, chunks[-1])))
+        except FileNotFoundError:
+            pass  # a removal sent twice: done before
         for chunk in chunks:
             fd = self._fds.pop(chunk, None)
             if fd is not None:
@@ -171,6 +186,7 @@ class ChunkWriter:
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
+        self.marks.close()
         if self._trace_fd is not None:
             os.close(self._trace_fd)
             self._trace_fd = None

@@ -133,6 +133,12 @@ def _cmd_dump(args):
                 state = dict(rec.value[2]).get(args.group)
                 if state is not None:
                     print(f"{where} checkpoint of g={args.group}: {state}")
+            elif rec.type == codec.FOOTER:
+                for fg in rec.value.groups:
+                    if fg.gid == args.group:
+                        print(f"{where} footer of g={args.group}: "
+                              f"{'dropped' if fg.state is None else fg.state}, "
+                              f"{fg.run_count} entries from {fg.run_first} in this chunk")
             pos = end
             n += 1
     return 0

@@ -1,10 +1,12 @@
-"""The chunks of one disk's stream and how many live entries each still holds.
+"""The chunks of one disk's stream, and what keeps each of them on disk.
 
-A closed chunk can be deleted once no group has a live entry in it and the
-records that made it dead are durable; deletion goes oldest first, so the
-chunk offsets on disk never have a gap. Counting live entries per chunk (an
-int per chunk, updated by ranges with bisect) keeps that decision O(chunks)
-instead of a scan of every group.
+A sealed chunk can be deleted once it holds no live entry and is no group's
+latest state, and once the records that made it so are durable; deletion goes
+oldest first, so the chunk offsets on disk never have a gap. Live entries are
+counted per chunk (an int per chunk, updated by ranges with bisect). A sealed
+chunk's footer holds the state of every group it touched; a group's *base* is
+the newest such chunk, and ``holders`` counts the groups whose base a chunk
+is. Both make the decision O(chunks), never a scan of every group.
 """
 
 import os
@@ -14,7 +16,8 @@ from workers.naming import chunk_path
 
 
 class Chunk:
-    __slots__ = ("start", "end", "records", "live", "dead_at", "closed_at")
+    __slots__ = ("start", "end", "records", "live", "free_at", "touched", "holders", "relocate_cursor",
+                 "carry_cursor")
 
     def __init__(self, start):
         self.start = start
@@ -22,19 +25,26 @@ class Chunk:
         self.end = None
         self.records = 0
         self.live = 0
-        #: Stream offset that must be durable before the chunk may go: the end
-        #: of the stream when its last live entry died.
-        self.dead_at = 0
-        #: End of the next chunk's checkpoint: the state the chunk held lives
-        #: on there, so it may go only once that is durable.
-        self.closed_at = None
+        #: Stream offset that must be durable before the chunk may go: where the
+        #: stream ended when its last live entry died, when the state it held
+        #: was carried forward, or when a later footer took that state over.
+        self.free_at = 0
+        #: Groups that wrote into the chunk while it was open, each once (a
+        #: group dropped and created again counts twice): its footer's groups.
+        self.touched = []
+        #: Groups whose latest state is this chunk's footer (see ChunkSet.seal).
+        self.holders = 0
+        #: How far the scans of ``touched`` for entries to relocate and for
+        #: state to carry forward have gone (each is bounded per call).
+        self.relocate_cursor = 0
+        self.carry_cursor = 0
 
     @property
     def is_open(self):
         return self.end is None
 
     def __repr__(self):
-        return f"Chunk({self.start}..{self.end}, live={self.live})"
+        return f"Chunk({self.start}..{self.end}, live={self.live}, holders={self.holders})"
 
 
 class ChunkSet:
@@ -45,6 +55,8 @@ class ChunkSet:
         self.starts = []
         #: The newest chunk, the one written to (an attribute: read on every append).
         self.open = None
+        #: Bytes of the live entries' records, all chunks together.
+        self.live_bytes = 0
 
     def __iter__(self):
         return iter(self.chunks)
@@ -75,18 +87,42 @@ class ChunkSet:
             else:
                 n = bisect_left(offsets, chunk.end, start, end) - start
             chunk.live -= n
-            if chunk.live == 0:
-                chunk.dead_at = now
+            if chunk.live == 0 and chunk.free_at < now:
+                chunk.free_at = now
             start += n
 
-    def removable(self, synced):
-        """The oldest closed chunks that are dead and whose death is durable."""
-        out = []
-        for chunk in self.chunks[:-1]:
-            if chunk.live or max(chunk.dead_at, chunk.closed_at or 0) > synced:
-                break
-            out.append(chunk)
-        return out
+    def touch(self, group):
+        """``group`` writes into the open chunk (the disk inlines this on appends)."""
+        chunk = self.open
+        if group.chunk is not chunk:
+            group.chunk = chunk
+            chunk.touched.append(group)
+
+    def seal(self, chunk, groups):
+        """``chunk``'s footer is written: it is the base of every group it touched
+        that still exists (``groups``: gid -> group), and the chunks they left
+        may go once that footer is durable."""
+        for group in chunk.touched:
+            base = group.base
+            if base is not None:
+                base.holders -= 1
+                if base.free_at < chunk.end:
+                    base.free_at = chunk.end
+            if groups.get(group.gid) is group:
+                group.base = chunk
+                chunk.holders += 1
+            else:
+                group.base = None
+
+    def leave_base(self, group, now):
+        """The group's whole state (or its drop) was written again, in a record
+        ending at stream offset ``now``: its base may go once that is durable."""
+        base = group.base
+        if base is not None:
+            base.holders -= 1
+            if base.free_at < now:
+                base.free_at = now
+            group.base = None
 
     def drop_newest(self):
         self.chunks.pop()

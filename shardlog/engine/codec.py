@@ -10,26 +10,38 @@ bytes of every type.
 """
 
 import struct
+import sys
 import zlib
+from array import array
 from typing import NamedTuple, Optional
 
 # raft-log's record types are those the ops of ops.py write; shardlog's own follow.
 from shardlog.ops import APPEND, COMMIT, PURGE_UPTO, SAVE_VOTE, STATE, TRUNCATE_AFTER  # noqa: F401
 from shardlog.types import LogState
 
+#: Format 1 only: opened each chunk with the state of every group (still read).
 CHECKPOINT = 6
 GROUP_CREATE = 7
 GROUP_DROP = 8
+#: Opens every chunk of format 2: the format version and the chunk's own offset.
+CHUNK_HEADER = 9
+#: Closes a sealed chunk: what the chunk did to each group it touched (see encode_footer).
+FOOTER = 10
+#: A live entry copied forward out of an old chunk; the same body as Append.
+RELOCATE = 11
 
 TYPE_NAMES = {
     SAVE_VOTE: "SaveVote", APPEND: "Append", COMMIT: "Commit",
     TRUNCATE_AFTER: "TruncateAfter", PURGE_UPTO: "PurgeUpto", STATE: "State",
     CHECKPOINT: "Checkpoint", GROUP_CREATE: "GroupCreate", GROUP_DROP: "GroupDrop",
+    CHUNK_HEADER: "ChunkHeader", FOOTER: "Footer", RELOCATE: "Relocate",
 }
 RAFT_LOG_TYPES = frozenset((SAVE_VOTE, APPEND, COMMIT, TRUNCATE_AFTER, PURGE_UPTO, STATE))
 
-#: Version of the stream format, carried by every Checkpoint record.
-FORMAT_VERSION = 1
+#: Version of the stream format, carried by every ChunkHeader record.
+FORMAT_VERSION = 2
+#: Chunks of this version open with a Checkpoint instead (read, never written).
+CHECKPOINT_FORMAT_VERSION = 1
 STATE_VERSION = 1
 
 U32 = struct.Struct(">I")
@@ -39,6 +51,13 @@ CRC = struct.Struct(">Q")
 HEAD = struct.Struct(">I")
 HEAD_GID = struct.Struct(">IQ")
 CHECKPOINT_HEAD = struct.Struct(">IIQQ")  # type, format version, chunk offset, group count
+CHUNK_HEADER_HEAD = struct.Struct(">IIQ")  # type, format version, chunk offset
+CHUNK_HEADER_SIZE = CHUNK_HEADER_HEAD.size + 8
+FOOTER_HEAD = struct.Struct(">IQQQ")  # type, chunk offset, group count, entry count
+#: A footer's per-group fields after its LogState: kept_end, run_first, run_count.
+FOOTER_RUN = struct.Struct(">QQQ")
+#: The last 16 bytes of a sealed chunk: the footer record's length, its checksum.
+FOOTER_TAIL = struct.Struct(">QQ")
 #: Append in shardlog's stream: type, gid, term, index, payload length.
 APPEND_HEAD = struct.Struct(">IQQQI")
 APPEND_OVERHEAD = APPEND_HEAD.size + CRC.size
@@ -55,7 +74,8 @@ class Record(NamedTuple):
     SaveVote: vote; Append: (log_id, payload); Commit, PurgeUpto: log_id;
     TruncateAfter: log_id or None; State: LogState; Checkpoint:
     (format_version, chunk_offset, [(gid, LogState), ...]); GroupCreate,
-    GroupDrop: None.
+    GroupDrop: None; ChunkHeader: (format_version, chunk_offset); Footer:
+    Footer; Relocate: as Append.
     """
 
     type: int
@@ -94,7 +114,7 @@ def encode_body(rtype, value) -> bytes:
     """Body of a per-group record, without its type, group id or checksum."""
     if rtype in (SAVE_VOTE, COMMIT, PURGE_UPTO):
         return PAIR.pack(value[0], value[1])
-    if rtype == APPEND:
+    if rtype in (APPEND, RELOCATE):
         (term, index), payload = value
         return PAIR.pack(term, index) + U32.pack(len(payload)) + payload
     if rtype == TRUNCATE_AFTER:
@@ -123,20 +143,133 @@ def encode_raft_log(rtype, value) -> bytes:
 
 
 def encode_checkpoint(chunk_offset, states) -> bytes:
-    """The record that opens every chunk: the state of every group on the disk.
+    """The record that opened every chunk of format 1: the state of every group
+    on the disk. Only read now (and written by tests of that reading).
 
     ``states`` is an iterable of ``(gid, LogState)``.
     """
     states = list(states)
     parts = [U64.pack(gid) + encode_state(st) for gid, st in states]
-    head = CHECKPOINT_HEAD.pack(CHECKPOINT, FORMAT_VERSION, chunk_offset, len(states))
+    head = CHECKPOINT_HEAD.pack(CHECKPOINT, CHECKPOINT_FORMAT_VERSION, chunk_offset, len(states))
     # The checksum covers the type too, so frame as if the type were the head.
     return _frame(head[:4], head[4:] + b"".join(parts))
 
 
-def encode_append(gid, log_id, payload) -> bytes:
-    head = APPEND_HEAD.pack(APPEND, gid, log_id[0], log_id[1], len(payload))
+def encode_append(gid, log_id, payload, rtype=APPEND) -> bytes:
+    head = APPEND_HEAD.pack(rtype, gid, log_id[0], log_id[1], len(payload))
     return head + payload + CRC.pack(zlib.crc32(payload, zlib.crc32(head)))
+
+
+def encode_chunk_header(chunk_offset) -> bytes:
+    """The record every chunk of format 2 opens with. Naming its own offset
+    catches a renamed file; the version lets a reader refuse what it cannot read."""
+    head = CHUNK_HEADER_HEAD.pack(CHUNK_HEADER, FORMAT_VERSION, chunk_offset)
+    return head + CRC.pack(zlib.crc32(head))
+
+
+class FooterGroup(NamedTuple):
+    """One group a sealed chunk touched, as its footer tells it.
+
+    ``state`` is the group's LogState when the chunk was sealed, or None when
+    the group was dropped in the chunk (and not created again after). The
+    group's entries are then: those held before the chunk with index below
+    ``kept_end`` (0: none of them) and above ``state.purged``, followed by
+    ``run_count`` entries from ``run_first`` whose records are in this chunk
+    (their term, offset and size are the footer's columns, in group order).
+    """
+
+    gid: int
+    state: Optional[LogState]
+    kept_end: int
+    run_first: int
+    run_count: int
+
+
+def encode_footer(chunk_offset, groups, terms, offsets, sizes) -> bytes:
+    """The record that seals a chunk; opening reads it instead of the chunk's records.
+
+    ``groups`` are FooterGroup; ``terms``, ``offsets`` (global offsets of the
+    records) and ``sizes`` (payload lengths) are arrays of every run, in the
+    order of ``groups``. Columns keep a reader's work per entry in C. The
+    body ends with the record's own length, so a reader finds the footer
+    from the file's last 16 bytes.
+    """
+    parts = [FOOTER_HEAD.pack(FOOTER, chunk_offset, len(groups), len(terms))]
+    add = parts.append
+    for g in groups:
+        if g.state is None:
+            add(U64.pack(g.gid) + _NONE)
+        else:
+            add(U64.pack(g.gid) + _SOME + encode_state(g.state) +
+                FOOTER_RUN.pack(g.kept_end, g.run_first, g.run_count))
+    for column, code in ((terms, "Q"), (offsets, "Q"), (sizes, "I")):
+        column = array(code, column)
+        if sys.byteorder == "little":
+            column.byteswap()
+        add(column.tobytes())
+    length = sum(map(len, parts)) + 16
+    add(U64.pack(length))
+    record = b"".join(parts)
+    return record + CRC.pack(zlib.crc32(record))
+
+
+class Footer(NamedTuple):
+    chunk_offset: int
+    groups: list
+    terms: array
+    offsets: array
+    sizes: array
+
+
+def footer_start(tail, size):
+    """Where the footer of a chunk of ``size`` bytes starts, from its last 16
+    bytes (``tail``), or None if the chunk does not end like a sealed one."""
+    if size < FOOTER_HEAD.size + 16 or len(tail) != 16:
+        return None
+    length = FOOTER_TAIL.unpack(tail)[0]
+    if not FOOTER_HEAD.size + 16 <= length <= size:
+        return None
+    return size - length
+
+
+def decode_footer(buf, pos=0):
+    """``(Footer, end)`` of the Footer record at ``pos`` of ``buf``; raises
+    Incomplete or BadRecord if there is no whole, valid footer there."""
+    if len(buf) - pos < FOOTER_HEAD.size + 16:
+        raise Incomplete("too short for a footer")
+    rtype, chunk_offset, ngroups, nentries = FOOTER_HEAD.unpack_from(buf, pos)
+    if rtype != FOOTER:
+        raise BadRecord(f"record type {rtype} where a footer should be")
+    cur = _Cursor(buf, pos + FOOTER_HEAD.size)
+    groups = []
+    add = groups.append
+    run = FOOTER_RUN.unpack_from
+    for _ in range(ngroups):
+        gid = cur.u64()
+        if cur.u8():
+            state = cur.state()
+            add(FooterGroup(gid, state, *run(buf, cur.take(FOOTER_RUN.size))))
+        else:
+            add(FooterGroup(gid, None, 0, 0, 0))
+    columns = []
+    for code, width in (("Q", 8), ("Q", 8), ("I", 4)):
+        start = cur.take(width * nentries)
+        column = array(code)
+        column.frombytes(buf[start:start + width * nentries])
+        if sys.byteorder == "little":
+            column.byteswap()
+        columns.append(column)
+    length = cur.u64()
+    body_end = cur.pos
+    if length != body_end + 8 - pos:
+        raise BadRecord(f"footer says it is {length} bytes long, it is {body_end + 8 - pos}")
+    stored = CRC.unpack_from(buf, cur.take(8))[0]
+    actual = zlib.crc32(memoryview(buf)[pos:body_end])
+    if stored != actual:
+        raise BadRecord(f"crc32 checksum mismatch in the footer: stored {stored:x}, computed {actual:x}")
+    if sum(g.run_count for g in groups) != nentries:
+        raise BadRecord("footer runs do not add up to its entry count")
+    return Footer(chunk_offset, groups, *columns), cur.pos
 
 
 # ---------------------------------------------------------------- decoding
@@ -205,18 +338,26 @@ def decode(buf, pos=0, with_gid=True):
     gid = None
     if rtype == CHECKPOINT:
         version = cur.u32()
-        if version != FORMAT_VERSION:
-            raise BadRecord(f"unsupported format version {version}")
+        if version != CHECKPOINT_FORMAT_VERSION:
+            raise BadRecord(f"unsupported format version {version} in a checkpoint")
         chunk_offset = cur.u64()
         count = cur.u64()
         states = [(cur.u64(), cur.state()) for _ in range(count)]
         value = (version, chunk_offset, states)
+    elif rtype == CHUNK_HEADER:
+        version = cur.u32()
+        if version != FORMAT_VERSION:
+            raise BadRecord(f"unsupported format version {version}")
+        value = (version, cur.u64())
+    elif rtype == FOOTER:
+        footer, end = decode_footer(buf, pos)
+        return Record(rtype, None, footer), end
     else:
         if with_gid:
             gid = cur.u64()
         if rtype in (SAVE_VOTE, COMMIT, PURGE_UPTO):
             value = cur.pair()
-        elif rtype == APPEND:
+        elif rtype in (APPEND, RELOCATE):
             log_id = cur.pair()
             value = (log_id, cur.raw())
         elif rtype == TRUNCATE_AFTER:
@@ -259,7 +400,13 @@ def describe(record: Record) -> str:
         version, offset, states = record.value
         return f"{name}(version={version}, chunk={offset}, groups={len(states)})"
     gid = "" if record.gid is None else f"g={record.gid} "
-    if record.type == APPEND:
+    if record.type == CHUNK_HEADER:
+        version, offset = record.value
+        return f"{name}(version={version}, chunk={offset})"
+    if record.type == FOOTER:
+        footer = record.value
+        return f"{name}(chunk={footer.chunk_offset}, groups={len(footer.groups)}, entries={len(footer.terms)})"
+    if record.type in (APPEND, RELOCATE):
         log_id, payload = record.value
         return f"{name}({gid}{log_id}, {payload!r})"
     if record.value is None and record.type in (GROUP_CREATE, GROUP_DROP):

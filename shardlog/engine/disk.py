@@ -14,6 +14,8 @@ too, and call user callbacks only after releasing it.
 import logging
 import os
 import zlib
+from array import array
+from bisect import bisect_left
 from collections import deque
 
 from shardlog.errors import CorruptedLog, DiskFailed, DiskFull
@@ -35,7 +37,7 @@ _crc32 = zlib.crc32
 
 
 class Disk:
-    def __init__(self, path, settings, recovered, lock, flusher_factory):
+    def __init__(self, path, settings, recovered, lock, flusher_factory, events):
         self.path = os.fspath(path)
         self._lock = lock
         self.max_size = settings["chunk_max_size"]
@@ -66,12 +68,15 @@ class Disk:
         self.failed = None
         #: DiskFull while the flusher reports the disk full; writes are refused meanwhile.
         self.full = None
+        self.relocate_max_bytes = settings["relocate_max_bytes"]
+        self.lagging_rounds = settings["lagging_rounds"]
+        #: gid -> rotations a lagging group has pinned the oldest chunk (see _relocate).
+        self.lagging = {}
+        self.events = events
         self.flusher = flusher_factory(self.path, self._on_progress, self._on_failure,
                                        synced=recovered.end, on_full=self._on_full)
-        previous = self.chunks.chunks[-1] if len(self.chunks) else None
-        self._open_chunk()
-        if previous is not None:
-            previous.closed_at = self.end
+        if self.chunks.open is None:  # a fresh disk, or the newest chunk is sealed
+            self._open_chunk()
 
     # ------------------------------------------------------------ writing
 
@@ -81,23 +86,25 @@ class Disk:
         if self.full is not None:
             raise self.full
 
-    def put(self, record):
-        """Add one encoded record to the stream. The caller applies it to memory,
-        then calls ``after_write``, so a checkpoint opening the next chunk holds
-        the state with this record in it."""
+    def put(self, group, record):
+        """Add one encoded record of ``group`` to the stream. The caller applies it
+        to memory, then calls ``after_write``, so the footer sealing the chunk
+        holds the state with this record in it."""
         self.pending += record
         self.end += len(record)
         self.chunks.open.records += 1
+        self.chunks.touch(group)
 
     def create_group(self, gid):
         group = GroupState(gid, self)
-        self.put(codec.encode(codec.GROUP_CREATE, gid))
+        self.put(group, codec.encode(codec.GROUP_CREATE, gid))
         self.groups[gid] = group
         self.after_write()
         return group
 
     def drop_group(self, group):
-        self.put(codec.encode(codec.GROUP_DROP, group.gid))
+        self.put(group, codec.encode(codec.GROUP_DROP, group.gid))
+        self.chunks.leave_base(group, self.end)
         group.drop_all()
         del self.groups[group.gid]
         self.after_write()
@@ -123,6 +130,7 @@ class Disk:
         n = len(entries)
         i = 0
         while i < n:
+            self.chunks.touch(group)
             chunk = self.chunks.open
             buf = self.pending
             offset = self.end
@@ -151,6 +159,7 @@ class Disk:
             self.appended_bytes += nbytes
             chunk.records += count
             chunk.live += count
+            self.chunks.live_bytes += nbytes + count * APPEND_OVERHEAD
             self.end = offset
             apply(group, entries if count == n else entries[first:i])
             self.cache.added(group, entries[first][0][1], entries[i - 1][0][1], offset, nbytes)
@@ -178,9 +187,14 @@ class Disk:
         self.appended += 1
         self.appended_bytes += size
         self.end = end = offset + APPEND_OVERHEAD + size
-        chunk = self.chunks.open
+        chunks = self.chunks
+        chunks.live_bytes += APPEND_OVERHEAD + size
+        chunk = chunks.open
         chunk.records += 1
         chunk.live += 1
+        if group.chunk is not chunk:  # chunks.touch, inlined
+            group.chunk = chunk
+            chunk.touched.append(group)
         apply(group, entries)
         cache = self.cache
         cache.writes.append((group, idx, idx, end, size))  # cache.added, inlined: the hot path
@@ -201,20 +215,29 @@ class Disk:
 
     def _open_chunk(self):
         chunk = self.chunks.add(self.end)
-        states = [(gid, g.state()) for gid, g in sorted(self.groups.items())]
-        record = codec.encode_checkpoint(chunk.start, states)
+        record = codec.encode_chunk_header(chunk.start)
         self.pending += record
         self.end += len(record)
         chunk.records = 1
 
     def _rotate(self):
+        """Seal the open chunk with its footer and open the next one.
+
+        The footer's work is proportional to what the chunk holds (the groups
+        it touched, its entries), never to the number of groups on the disk.
+        """
         old = self.chunks.open
-        self._send(sync=False)
+        record = encode_footer(old, self.groups)
+        self.pending += record
+        self.end += len(record)
+        old.records += 1
         old.end = self.end
+        self._send(sync=False)
+        self.chunks.seal(old, self.groups)
         self._open_chunk()
-        old.closed_at = self.end
-        log.info("%s: closed chunk %s (%d records, %d bytes), opened %s", self.path,
-                 chunk_file_name(old.start), old.records, old.end - old.start,
+        self._count_lagging_round()
+        log.info("%s: sealed chunk %s (%d records, %d groups, %d bytes), opened %s", self.path,
+                 chunk_file_name(old.start), old.records, len(old.touched), old.end - old.start,
                  chunk_file_name(self.chunks.open.start))
 
     def _send(self, sync):
@@ -298,34 +321,187 @@ class Disk:
         _deliver(ready, self.full)
 
     def _collect_garbage(self):
-        """Ask the flusher to delete the chunks that may go; True if it was asked."""
-        dead = self.chunks.removable(self.synced)
+        """Free the oldest chunks: carry forward the state they hold, relocate the
+        few live entries that pin them, and ask the flusher to delete those that
+        may go. True if the flusher was asked to delete.
+
+        Copying is bounded per call (``write_buffer_size`` bytes); the next
+        progress report goes on where this one stopped, so no call holds the
+        lock for long, whatever the number of groups.
+        """
+        budget = [self.write_buffer_size]
+        dead = []
+        copied = self.end
+        for chunk in self.chunks.chunks[:-1]:
+            if chunk.end is None:
+                break
+            if chunk.live and budget[0] > 0 and self._over_space_bound():
+                self._relocate(chunk, budget)
+            if chunk.live:
+                break
+            if chunk.holders and budget[0] > 0:
+                self._carry_forward(chunk, budget)
+            if chunk.holders or chunk.free_at > self.synced:
+                break
+            dead.append(chunk)
+        if self.end > copied:
+            self._send(sync=True)  # what was copied must be durable before its chunks go
         if not dead:
             return False
         self.seq += 1
         self.flusher.submit(RemoveRequest(self.seq, tuple(c.start for c in dead)))
         for chunk in dead:
-            log.info("%s: removing chunk %s: no live entry left", self.path, chunk_file_name(chunk.start))
+            log.info("%s: removing chunk %s: no live entry or state left", self.path,
+                     chunk_file_name(chunk.start))
         self.chunks.drop_oldest(len(dead))
         for chunk in dead:
             self.readers.forget(chunk.start)
         return True
 
+    def _count_lagging_round(self):
+        """A rotation is a round for the lagging groups that still pin the oldest
+        chunk (the others are forgiven); the oldest chunk is scanned again."""
+        oldest = self.chunks.chunks[0]
+        if oldest.relocate_cursor >= len(oldest.touched):
+            oldest.relocate_cursor = 0
+        for gid in list(self.lagging):
+            group = self.groups.get(gid)
+            first = None if group is None else group.index.first_offset()
+            if first is None or oldest.end is None or first >= oldest.end:
+                del self.lagging[gid]
+            else:
+                self.lagging[gid] += 1
+
+    def _over_space_bound(self):
+        """More bytes on disk than twice the live records plus four chunks: the
+        bound relocation keeps (docs/format.md, "Space")."""
+        on_disk = self.end - self.chunks.chunks[0].start
+        return on_disk > 2 * self.chunks.live_bytes + 4 * self.max_size
+
+    def _carry_forward(self, chunk, budget):
+        """Write the whole state of the groups whose base is ``chunk`` into the
+        open chunk (raft-log's State record), so that ``chunk`` can go."""
+        touched = chunk.touched
+        while chunk.carry_cursor < len(touched) and budget[0] > 0:
+            group = touched[chunk.carry_cursor]
+            chunk.carry_cursor += 1
+            if group.base is not chunk:
+                continue
+            if self.groups.get(group.gid) is not group:  # dropped: nothing to carry
+                self.chunks.leave_base(group, self.end)
+                continue
+            record = codec.encode(codec.STATE, group.gid, group.state())
+            self.put(group, record)
+            self.chunks.leave_base(group, self.end)
+            budget[0] -= len(record)
+            self.after_write()
+
+    def _relocate(self, chunk, budget):
+        """Copy forward the entries of the groups that pin ``chunk`` (the oldest).
+
+        A group holding at most ``relocate_max_bytes`` of records is copied at
+        once; a bigger one is lagging: reported (stat, metrics, an event) and
+        copied anyway once it has pinned the oldest chunk for
+        ``lagging_rounds`` rotations. raft-engine asks the application to
+        compact such a group and rewrites it after 9 ignored rounds; here the
+        small ones cost nothing to anyone, and the big ones get the same notice.
+        """
+        touched = chunk.touched
+        while chunk.relocate_cursor < len(touched) and budget[0] > 0:
+            group = touched[chunk.relocate_cursor]
+            chunk.relocate_cursor += 1
+            first = group.index.first_offset()
+            if self.groups.get(group.gid) is not group or first is None or first >= chunk.end:
+                continue
+            size = group.live_bytes()
+            rounds = self.lagging.get(group.gid)
+            if size > self.relocate_max_bytes and (rounds is None or rounds < self.lagging_rounds):
+                if rounds is None:
+                    self.lagging[group.gid] = 0
+                    self.events.add("lagging", gid=group.gid, disk=self.path, entries=len(group.index),
+                                    bytes=size, chunk=chunk.start, relocated_after=self.lagging_rounds)
+                    log.warning("%s: group %d is lagging: its %d entries (%d bytes) pin chunk %s; "
+                                "it is relocated after %d more rotations unless it purges", self.path,
+                                group.gid, len(group.index), size, chunk_file_name(chunk.start),
+                                self.lagging_rounds)
+                continue
+            if rounds is not None:
+                del self.lagging[group.gid]
+            self._relocate_group(group)
+            budget[0] -= size
+            if rounds is not None:
+                self.events.add("relocated", gid=group.gid, disk=self.path, entries=len(group.index),
+                                bytes=size, forced=True)
+                log.warning("%s: relocated lagging group %d (%d entries, %d bytes)", self.path,
+                            group.gid, len(group.index), size)
+
+    def _relocate_group(self, group):
+        """Copy every live entry of ``group`` to the open chunk as Relocate records.
+
+        All of them, not only those in old chunks: a group's entries then stay
+        in stream order, which the index and the footers rely on. The copies
+        are cached until durable, like any unsynced payload.
+        """
+        idx = group.index
+        head, n = idx.head, len(idx.terms)
+        gid, first = group.gid, idx.first
+        terms, offsets, sizes = idx.terms, idx.offsets, idx.sizes
+        payloads = group.payloads
+        buf = self.pending
+        offset = self.end
+        moved = array("Q")
+        nbytes = 0
+        for pos in range(head, n):
+            index = first + pos - head
+            payload = payloads.get(index)
+            if payload is None:
+                payload = payloads[index] = self.read_payload(offsets[pos], sizes[pos])
+            buf += codec.encode_append(gid, (terms[pos], index), payload, codec.RELOCATE)
+            moved.append(offset)
+            offset += APPEND_OVERHEAD + sizes[pos]
+            nbytes += sizes[pos]
+        self.end = offset
+        chunks = self.chunks
+        chunks.touch(group)
+        chunks.release(offsets, head, n, offset)  # the old copies die once the new ones are durable
+        offsets[head:n] = moved
+        chunk = chunks.open
+        chunk.live += n - head
+        chunk.records += n - head
+        self.cache.added(group, first, first + n - head - 1, offset, nbytes)
+        self.after_write()
+
     # ------------------------------------------------------------ reading
 
     def read_payload(self, offset, size):
-        """Positional read of an Append's payload from its chunk file."""
+        """Positional read of an Append's (or Relocate's) payload from its chunk
+        file. The whole record is read and its checksum checked: opening by
+        footers does not read records, so damage is caught here."""
         chunk = self.chunks.find(offset)
         fd = self.readers.fds.get(chunk.start)
         if fd is None:  # (0 is a descriptor too)
             fd = self.readers.open(chunk.start)
-        data = os.pread(fd, size, offset - chunk.start + APPEND_PAYLOAD_AT)
-        if len(data) != size:
-            raise CorruptedLog(chunk_path(self.path, chunk.start), offset - chunk.start,
-                               f"short read: {len(data)} of {size} bytes")
-        return data
+        length = APPEND_OVERHEAD + size
+        at = offset - chunk.start
+        data = os.pread(fd, length, at)
+        if len(data) != length:
+            raise CorruptedLog(chunk_path(self.path, chunk.start), at,
+                               f"short read: {len(data)} of {length} bytes")
+        rtype, _, _, _, stored_size = APPEND_HEAD.unpack_from(data)
+        if (rtype not in (APPEND, codec.RELOCATE) or stored_size != size
+                or CRC.unpack_from(data, length - 8)[0] != _crc32(memoryview(data)[:length - 8])):
+            raise CorruptedLog(chunk_path(self.path, chunk.start), at,
+                               "the entry's record is damaged (type, length or crc32 checksum)")
+        return data[APPEND_PAYLOAD_AT:APPEND_PAYLOAD_AT + size]
 
     # ------------------------------------------------------------ the rest
+
+    def lagging_groups(self):
+        """The lagging groups (see _relocate): what ``stat`` and metrics show."""
+        return [{"gid": gid, "entries": len(self.groups[gid].index),
+                 "bytes": self.groups[gid].live_bytes(), "rounds": rounds,
+                 "relocated_in": max(0, self.lagging_rounds - rounds)}
+                for gid, rounds in sorted(self.lagging.items()) if gid in self.groups]
 
     def pinning_groups(self, limit=10):
         """Groups with a live entry in the oldest chunk: what keeps it on disk."""
@@ -356,6 +532,8 @@ class Disk:
             "full": None if self.full is None else str(self.full),
             "pinning_chunk": None if pinning is None else pinning.start,
             "pinning_groups": self.pinning_groups(),
+            "live_bytes": self.chunks.live_bytes,
+            "lagging_groups": self.lagging_groups(),
             "cache": self.cache.stat(),
             "flusher": flusher,
         }
@@ -363,6 +541,30 @@ class Disk:
     def close(self):
         self.flusher.close()
         self.readers.close()
+
+
+def encode_footer(chunk, groups):
+    """The footer sealing ``chunk``: each group it touched, with its state now
+    and where its entries are (codec.FooterGroup)."""
+    entries = []
+    terms, offsets, sizes = array("Q"), array("Q"), array("I")
+    for group in chunk.touched:
+        if groups.get(group.gid) is not group:
+            entries.append(codec.FooterGroup(group.gid, None, 0, 0, 0))
+            continue
+        idx = group.index
+        n = len(idx.terms)
+        if n == idx.head:
+            entries.append(codec.FooterGroup(group.gid, group.state(), 0, 0, 0))
+            continue
+        here = bisect_left(idx.offsets, chunk.start, idx.head, n)
+        first_here = idx.first + here - idx.head
+        entries.append(codec.FooterGroup(group.gid, group.state(), first_here, first_here, n - here))
+        if here < n:
+            terms += idx.terms[here:]
+            offsets += idx.offsets[here:]
+            sizes += idx.sizes[here:]
+    return codec.encode_footer(chunk.start, entries, terms, offsets, sizes)
 
 
 def _deliver(callbacks, result):

@@ -10,12 +10,13 @@ the earlier ops of the batch would leave it, without touching the group.
 
 from shardlog.types import LogState
 
+from .codec import APPEND_OVERHEAD
 from .index import EntryIndex
 
 
 class GroupState:
     __slots__ = ("gid", "disk", "vote", "last", "committed", "purged", "user_data",
-                 "index", "payloads")
+                 "index", "payloads", "chunk", "base")
 
     def __init__(self, gid, disk=None, state=LogState()):
         self.gid = gid
@@ -27,6 +28,11 @@ class GroupState:
         self.index = EntryIndex()
         #: Cached payloads by log index; see cache.py for when they go.
         self.payloads = {}
+        #: The last chunk the group wrote into (see ChunkSet.touch).
+        self.chunk = None
+        #: The newest sealed chunk whose footer holds the group's state, or None
+        #: (see ChunkSet.seal): that chunk may not go before the state moves on.
+        self.base = None
 
     def state(self):
         return LogState(self.vote, self.last, self.committed, self.purged, self.user_data)
@@ -56,7 +62,7 @@ class GroupState:
         start, end = idx.span_after(index - 1)
         if start < end:
             self._drop_payloads(idx.first + start - idx.head, idx.first + end - idx.head)
-            self.disk.chunks.release(idx.offsets, start, end, self.disk.end)
+            self._release(start, end)
         idx.cut_tail(start, index)
 
     def drop_upto(self, index):
@@ -64,15 +70,52 @@ class GroupState:
         start, end = idx.span_upto(index)
         if start < end:
             self._drop_payloads(idx.first, idx.first + end - start)
-            self.disk.chunks.release(idx.offsets, start, end, self.disk.end)
+            self._release(start, end)
         idx.cut_head(end, index + 1)
 
     def drop_all(self):
         """The group is dropped: every entry it holds is dead."""
         idx = self.index
-        self.disk.chunks.release(idx.offsets, idx.head, len(idx.terms), self.disk.end)
+        self._release(idx.head, len(idx.terms))
         idx.clear()
         self.payloads.clear()
+
+    def _release(self, start, end):
+        """Entries at array positions ``[start, end)`` die now."""
+        idx = self.index
+        chunks = self.disk.chunks
+        chunks.release(idx.offsets, start, end, self.disk.end)
+        chunks.live_bytes -= sum(idx.sizes[start:end]) + (end - start) * APPEND_OVERHEAD
+
+    def live_bytes(self):
+        """Bytes of the records of the entries the group holds."""
+        idx = self.index
+        return sum(idx.sizes[idx.head:]) + len(idx) * APPEND_OVERHEAD
+
+    def restore(self, kept_end, purged, run_first, terms, offsets, sizes, chunk):
+        """Replay of a footer's entries (see codec.FooterGroup): keep the entries
+        held before the chunk below ``kept_end`` and above ``purged`` (a log id
+        or None), then add the run, whose records are in ``chunk``. False if the
+        run does not follow what is kept."""
+        idx = self.index
+        if kept_end == 0:
+            self.drop_all()
+        else:
+            self.drop_from(kept_end)
+        if purged is not None:
+            self.drop_upto(purged[1])
+        if not len(terms):
+            return True
+        if len(idx) and run_first != idx.next_index():
+            return False
+        if not len(idx):
+            idx.start_at(run_first)
+        idx.terms += terms
+        idx.offsets += offsets
+        idx.sizes += sizes
+        chunk.live += len(terms)
+        self.disk.chunks.live_bytes += sum(sizes) + len(sizes) * APPEND_OVERHEAD
+        return True
 
     def _drop_payloads(self, lo, hi):
         """Forget cached payloads of indexes ``[lo, hi)``."""

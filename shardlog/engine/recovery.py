@@ -1,30 +1,39 @@
-"""Rebuild a disk's groups by replaying its chunks, oldest first.
+"""Rebuild a disk's groups from its chunks, oldest first.
 
-Every chunk opens with a Checkpoint of every group on the disk, so replay can
-start at whatever chunk is oldest; later checkpoints must agree with what the
-replay rebuilt, which catches a stream that lies. Every record is applied
-with the same ``ops`` functions that applied it when it was written. A torn
-last record or trailing zeros of the *last* chunk is what a crash mid-write
-leaves: it is cut off (if ``truncate_incomplete_record``). What other damage
-does depends on the recovery mode (see ``replay``): by default it is an error
-naming the file and the offset; only ``salvage``, chosen by an operator,
-skips it, and reports every range it lost.
+A sealed chunk ends with a footer (codec.encode_footer): each group it
+touched, with its state and where its entries are. Opening reads the footers
+of the sealed chunks and replays record by record only the newest chunk, the
+one still being written; ``footers=False`` replays every record instead, and
+checks each footer against what it rebuilt. Every record is applied with the
+same ``ops`` functions that applied it when it was written.
+
+What must be there is known, not guessed: the data directory's marks
+(workers/marks.py) say where the stream begins and how far it was durable,
+and each chunk names its own offset. A missing chunk, or a stream cut below
+what was synced, is ``ChunkMissing``. A torn last record or trailing zeros of
+the *newest* chunk is what a crash mid-write leaves: it is cut off (if
+``truncate_incomplete_record``). What other damage does depends on the mode
+(see ``replay``): by default it is an error naming the file and the offset;
+only ``salvage``, chosen by an operator, skips it, and reports every range
+it lost.
 """
 
 import logging
 import os
 import zlib
+from array import array
 from typing import NamedTuple
 
-from shardlog.errors import ChunkGap, CorruptedLog
+from shardlog.errors import ChunkGap, ChunkMissing, CorruptedLog
 from shardlog.ops import APPLY_RECORD, apply_append
 from shardlog.types import next_index
-from workers.naming import list_chunks
+from workers.marks import read_marks
+from workers.naming import chunk_file_name, list_chunks
 from workers.writer import fsync_dir
 
 from . import codec
 from .chunks import ChunkSet
-from .codec import APPEND, APPEND_HEAD, APPEND_OVERHEAD, CRC, U32, BadRecord, Incomplete
+from .codec import APPEND, APPEND_HEAD, APPEND_OVERHEAD, CRC, RELOCATE, U32, BadRecord, Incomplete
 from .group import GroupState
 from .settings import RECOVERY_MODES
 
@@ -34,13 +43,15 @@ log = logging.getLogger(__name__)
 class Recovered(NamedTuple):
     chunks: ChunkSet
     groups: dict
-    #: Global offset where the stream ends (the next chunk starts here).
+    #: Global offset where the stream ends (writing goes on here).
     end: int
     #: ``(path, original size, cut at)`` when a torn tail was cut.
     cut: tuple
     records: int
     #: ``(path, offset, length, reason)`` of damaged bytes that were cut or skipped.
     lost: list
+    #: Chunks whose footer was read instead of their records.
+    footers: int = 0
 
 
 class _Stream:
@@ -53,34 +64,149 @@ class _Stream:
         self.end = 0
 
 
-def _group(groups, stream, gid, path, pos, salvage):
-    group = groups.get(gid)
-    if group is None:
-        if not salvage:
-            raise CorruptedLog(path, pos, f"record for group {gid}, which does not exist here")
-        log.error("%s: offset %d: group %d appears without its creation (salvage): kept", path, pos, gid)
-        group = groups[gid] = GroupState(gid, stream)
-    return group
+class _Replay:
+    """The groups of one disk as the chunks read so far leave them."""
+
+    def __init__(self, salvage):
+        self.stream = _Stream()
+        self.groups = {}
+        #: Groups seen only through records that do not give their whole state
+        #: (their base chunk was deleted after a later one was read); a State
+        #: record, a creation or a footer completes them.
+        self.partial = {}
+        self.salvage = salvage
+        self.records = 0
+        #: gid -> (first index, terms, offsets, sizes) of relocated entries whose
+        #: originals are gone, waiting for the run to reach the entries held.
+        self.prefixes = {}
+
+    def group(self, gid, path, pos):
+        group = self.groups.get(gid)
+        if group is None:
+            group = self.groups[gid] = GroupState(gid, self.stream)
+            self.partial[gid] = (path, pos)
+        self.stream.chunks.touch(group)
+        return group
+
+    def record(self, rec, path, pos):
+        """Apply one record that is not an Append."""
+        rtype, gid, value = rec
+        if rtype == codec.GROUP_CREATE:
+            if gid in self.groups and gid not in self.partial:
+                raise CorruptedLog(path, pos, f"group {gid} created twice")
+            self.partial.pop(gid, None)
+            self.groups[gid] = GroupState(gid, self.stream)
+            self.stream.chunks.touch(self.groups[gid])
+            return
+        group = self.group(gid, path, pos)
+        if rtype == codec.GROUP_DROP:
+            group.drop_all()
+            del self.groups[gid]
+            self.partial.pop(gid, None)
+            self.stream.chunks.leave_base(group, self.stream.end)
+        else:
+            if rtype == codec.STATE:
+                self.partial.pop(gid, None)
+            APPLY_RECORD[rtype](group, value)
+
+    def relocate(self, gid, term, index, offset, size, path, pos):
+        """A Relocate record: the entry's new place.
+
+        A relocation copies all of a group's live entries, in order, and the
+        chunks of the copied records go only once the whole run is durable.
+        So when an entry's original is gone (relocated before, its chunk
+        deleted since), this is its only copy: it is indexed in turn, in front
+        of the entries still held once the run reaches them.
+        """
+        group = self.group(gid, path, pos)
+        idx = group.index
+        chunks = self.stream.chunks
+        prefix = self.prefixes.get(gid)
+        if prefix is not None and index == idx.first and index == prefix[0] + len(prefix[1]):
+            first, terms, offsets, sizes = self.prefixes.pop(gid)
+            head = idx.head
+            idx.terms = terms + idx.terms[head:]
+            idx.offsets = offsets + idx.offsets[head:]
+            idx.sizes = sizes + idx.sizes[head:]
+            idx.head, idx.first = 0, first
+        at = idx.position(index)
+        if at is None and (not len(idx) or index == idx.next_index()):
+            idx.append(index, term, offset, size)
+        elif at is None and index < idx.first and (prefix is None or index == prefix[0] + len(prefix[1])):
+            if prefix is None:
+                prefix = self.prefixes[gid] = (index, array("Q"), array("Q"), array("I"))
+            prefix[1].append(term)
+            prefix[2].append(offset)
+            prefix[3].append(size)
+        elif at is None or idx.terms[at] != term:
+            raise CorruptedLog(path, pos, f"relocation of ({term}, {index}) of group {gid}, "
+                                          f"which holds no such entry")
+        else:
+            chunks.release(idx.offsets, at, at + 1, self.stream.end)
+            idx.offsets[at] = offset
+            chunks.open.live += 1
+            return
+        chunks.live_bytes += APPEND_OVERHEAD + size
+        chunks.open.live += 1
+
+    def footer(self, footer, chunk, path, pos, check):
+        """Take the chunk's footer: its groups' states and entries. With ``check``
+        (the chunk's records were replayed), the footer must agree with them."""
+        if footer.chunk_offset != chunk.start:
+            raise CorruptedLog(path, pos, f"footer names chunk {footer.chunk_offset}, file is chunk {chunk.start}")
+        if check:
+            touched = [g.gid for g in chunk.touched]
+            if touched != [g.gid for g in footer.groups]:
+                raise CorruptedLog(path, pos, "footer lists other groups than the chunk's records touch")
+        at = 0
+        terms, offsets, sizes = footer.terms, footer.offsets, footer.sizes
+        for i, fg in enumerate(footer.groups):
+            n = fg.run_count
+            if check:  # the footer's groups are the chunk's touched ones, in order
+                self._check(fg, chunk.touched[i], chunk, path, pos, terms[at:at + n], offsets[at:at + n])
+                at += n
+                continue
+            group = self.groups.get(fg.gid)
+            if fg.state is None:
+                if group is not None:
+                    chunk.touched.append(group)
+                    group.drop_all()
+                    del self.groups[fg.gid]
+            else:
+                if group is None:
+                    group = self.groups[fg.gid] = GroupState(fg.gid, self.stream)
+                chunk.touched.append(group)
+                if not group.restore(fg.kept_end, fg.state.purged, fg.run_first, terms[at:at + n],
+                                     offsets[at:at + n], sizes[at:at + n], chunk):
+                    raise CorruptedLog(path, pos, f"footer run of group {fg.gid} from {fg.run_first} "
+                                                  f"does not follow index {group.index.next_index() - 1}")
+                group.set_state(fg.state)
+            at += n
+
+    def _check(self, fg, group, chunk, path, pos, terms, offsets):
+        held = self.groups.get(fg.gid) is group
+        if fg.state is None:
+            if held:
+                raise CorruptedLog(path, pos, f"footer says group {fg.gid} was dropped; replay holds it")
+            return
+        if not held:
+            raise CorruptedLog(path, pos, f"footer holds group {fg.gid}, which replay dropped")
+        if self.partial.pop(fg.gid, None) is not None:
+            group.set_state(fg.state)  # its whole state: the chunks before were deleted
+        elif group.state() != fg.state:
+            raise CorruptedLog(path, pos, f"footer state of group {fg.gid} disagrees with replay: "
+                                          f"{fg.state} != {group.state()}")
+        idx = group.index
+        here = [(idx.terms[p], idx.offsets[p]) for p in range(idx.head, len(idx.terms))
+                if idx.offsets[p] >= chunk.start]
+        if here != list(zip(terms, offsets)):
+            raise CorruptedLog(path, pos, f"footer entries of group {fg.gid} disagree with replay")
 
 
-def _replay_record(rec, groups, stream, path, pos, salvage):
-    """Apply one non-Append record of ``path`` at ``pos``: the same ``ops`` apply as writing."""
-    rtype, gid, value = rec
-    if rtype == codec.GROUP_CREATE:
-        if gid in groups and not salvage:
-            raise CorruptedLog(path, pos, f"group {gid} created twice")
-        groups.setdefault(gid, GroupState(gid, stream))
-        return
-    group = _group(groups, stream, gid, path, pos, salvage)
-    if rtype == codec.GROUP_DROP:
-        group.drop_all()
-        del groups[gid]
-    else:
-        APPLY_RECORD[rtype](group, value)
-
-
-def _apply_checkpoint(rec, groups, stream, path, start, first_chunk, salvage):
+def _apply_checkpoint(rec, replay, path, start, first_chunk, salvage):
+    """The Checkpoint opening a chunk of format 1: the state of every group."""
     version, chunk_offset, states = rec.value
+    groups = replay.groups
     if chunk_offset != start:
         raise CorruptedLog(path, 0, f"checkpoint names chunk {chunk_offset}, file is chunk {start}")
     if first_chunk or salvage:
@@ -88,7 +214,7 @@ def _apply_checkpoint(rec, groups, stream, path, start, first_chunk, salvage):
             if gid in groups:
                 groups[gid].set_state(state)
             else:
-                groups[gid] = GroupState(gid, stream, state=state)
+                groups[gid] = GroupState(gid, replay.stream, state=state)
         return
     listed = dict(states)
     if listed.keys() != groups.keys():
@@ -114,108 +240,125 @@ def resync(data, start):
 TYPE_CODES = frozenset(codec.TYPE_NAMES)
 
 
-def replay(data_dir, truncate_incomplete_record=True, mode="tolerate-tail"):
-    """Read every chunk of ``data_dir`` and rebuild its groups.
+def _read_footer(f, size):
+    """The footer of an open chunk file, or None if it does not end with a valid one."""
+    if size < 16:
+        return None
+    tail = os.pread(f.fileno(), 16, size - 16)
+    at = codec.footer_start(tail, size)
+    if at is None:
+        return None
+    data = os.pread(f.fileno(), size - at, at)
+    try:
+        footer, end = codec.decode_footer(data, 0)
+    except (Incomplete, BadRecord):
+        return None
+    return footer if end == len(data) else None
+
+
+def _check_marks(data_dir, files, marks, salvage):
+    """The chunk files that form the stream; leftovers of an interrupted deletion go.
+
+    Raises ChunkMissing when the oldest chunk the marks name is gone.
+    """
+    if marks is None:
+        return files
+    oldest = marks[0]
+    leftovers = [(start, path) for start, path in files if start < oldest]
+    for start, path in leftovers:
+        log.warning("%s: removing %s: below the stream's start %d (a deletion was interrupted)",
+                    data_dir, os.path.basename(path), oldest)
+        os.unlink(path)
+    if leftovers:
+        fsync_dir(data_dir)
+    files = files[len(leftovers):]
+    if files and files[0][0] != oldest:
+        message = (f"the oldest chunk {chunk_file_name(oldest)} is missing "
+                   f"(the oldest present starts at {files[0][0]})")
+        if not salvage:
+            raise ChunkMissing(os.path.join(data_dir, chunk_file_name(oldest)), oldest, message)
+        log.error("%s: %s (salvage): going on without it", data_dir, message)
+    return files
+
+
+def replay(data_dir, truncate_incomplete_record=True, mode="tolerate-tail", footers=True):
+    """Read the chunks of ``data_dir`` and rebuild its groups.
 
     ``mode`` says what to do with damage. ``tolerate-tail`` (the default,
-    raft-engine's choice): damage in the newest chunk is what a crash leaves
-    of writes that were never acknowledged, so the chunk is cut there; damage
-    in an older chunk is an error (the writer makes a chunk durable before it
-    begins the next, so older chunks cannot be torn). ``strict``: only a
-    record cut short or a tail of zeros is cut (raft-log's rule); anything else
-    is an error. ``salvage``: damaged bytes and records that no longer fit
-    are skipped, each reported in ``Recovered.lost``: a last resort that
-    loses data, for an operator to choose.
+    raft-engine's choice): damage in the newest chunk that nothing valid
+    follows is what a crash leaves of writes that were never acknowledged,
+    so the chunk is cut there; damage elsewhere is an error (the writer makes
+    a chunk durable before it begins the next, so older chunks cannot be
+    torn). ``strict``: only a record cut short or a tail of zeros is cut
+    (raft-log's rule); anything else is an error. ``salvage``: damaged bytes
+    and records that no longer fit are skipped, each reported in
+    ``Recovered.lost``: a last resort that loses data, for an operator to
+    choose. ``footers=False`` replays every record of every chunk.
     """
     if mode not in RECOVERY_MODES:
         raise ValueError(f"recovery mode must be one of {', '.join(RECOVERY_MODES)}, not {mode!r}")
+    salvage = mode == "salvage"
+    footers = footers and not salvage  # salvage looks at every record
     files, ignored = list_chunks(data_dir)
     for name in ignored:
         log.warning("%s: ignoring %s: not a chunk file name", data_dir, name)
-    stream = _Stream()
-    chunks = stream.chunks
-    groups = {}
+    marks = read_marks(data_dir)
+    files = _check_marks(data_dir, files, marks, salvage)
+    if files and os.path.getsize(files[-1][1]) < codec.CHUNK_HEADER_SIZE and (
+            marks is None or marks[1] <= files[-1][0]):
+        # A newest chunk created just before a crash, with nothing whole in it:
+        # it goes, and the chunk before it is the newest again.
+        log.warning("%s: removing %s: created, but nothing was written to it", data_dir,
+                    os.path.basename(files[-1][1]))
+        os.unlink(files[-1][1])
+        fsync_dir(data_dir)
+        files = files[:-1]
+    state = _Replay(salvage)
+    chunks = state.stream.chunks
     expected = None
     cut = ()
-    records = 0
     lost = []
-    salvage = mode == "salvage"
+    read_footers = 0
+    last_format = None
     for i, (start, path) in enumerate(files):
         if expected is not None and start != expected:
-            if mode != "salvage":
+            if not salvage:
                 raise ChunkGap(path, start, expected)
             lost.append((path, expected, start - expected, "gap between chunks"))
             log.error("%s: %d bytes missing before this chunk (salvage)", path, start - expected)
         last_chunk = i == len(files) - 1
-        with open(path, "rb") as f:
-            data = f.read()
         chunk = chunks.add(start)
-        pos, size = 0, len(data)
-        view = memoryview(data)
-        unpack_type = U32.unpack_from
-        unpack_append = APPEND_HEAD.unpack_from
-        unpack_crc = CRC.unpack_from
-        crc32 = zlib.crc32
-        while pos < size:
-            try:
-                if pos + 4 > size:
-                    raise Incomplete(f"record needs {pos + 4 - size} more bytes")
-                if unpack_type(data, pos)[0] == APPEND and pos > 0:
-                    if pos + APPEND_OVERHEAD > size:
-                        raise Incomplete(f"record needs {pos + APPEND_OVERHEAD - size} more bytes")
-                    _, gid, term, index, n = unpack_append(data, pos)
-                    end = pos + APPEND_OVERHEAD + n
-                    if end > size:
-                        raise Incomplete(f"record needs {end - size} more bytes")
-                    if unpack_crc(data, end - 8)[0] != crc32(view[pos:end - 8]):
-                        raise BadRecord("crc32 checksum mismatch in an append")
-                    group = _group(groups, stream, gid, path, pos, salvage)
-                    if len(group.index) and index != group.index.next_index():
-                        raise CorruptedLog(path, pos, f"append of index {index} to group {gid}, "
-                                                      f"which expects {group.index.next_index()}")
-                    group.index.append(index, term, start + pos, n)  # where: only replay knows
-                    chunk.live += 1
-                    apply_append(group, (((term, index), None),))
-                else:
-                    rec, end = codec.decode(data, pos)
-                    if (pos == 0) != (rec.type == codec.CHECKPOINT):
-                        raise CorruptedLog(path, pos, "a chunk must open with a checkpoint, and only there")
-                    if rec.type == codec.CHECKPOINT:
-                        _apply_checkpoint(rec, groups, stream, path, start, i == 0, salvage)
-                    else:
-                        stream.end = start + end
-                        _replay_record(rec, groups, stream, path, pos, salvage)
-            except (Incomplete, BadRecord, CorruptedLog) as exc:
-                reason = exc.reason if isinstance(exc, CorruptedLog) else str(exc)
-                if mode == "salvage":
-                    end = resync(data, pos + 1)
-                    lost.append((path, pos, end - pos, reason))
-                    log.error("%s: offset %d: skipping %d damaged bytes (salvage): %s",
-                              path, pos, end - pos, reason)
-                    pos = end
-                    continue
-                if isinstance(exc, CorruptedLog):
-                    raise
-                torn = codec.is_torn_tail(data, pos, exc)
-                if not (last_chunk and (torn or mode == "tolerate-tail")):
-                    raise CorruptedLog(path, pos, reason) from None
-                if not truncate_incomplete_record:
-                    raise CorruptedLog(path, pos, f"{reason} (damaged last record; "
-                                                  "truncate_incomplete_record is off)") from None
-                log.warning("%s: cutting %s tail at offset %d (%d bytes): %s", path,
-                            "torn" if torn else "damaged", pos, size - pos, reason)
-                if not torn:
-                    lost.append((path, pos, size - pos, reason))
-                cut = (path, size, pos)
-                size = pos
-                break
-            chunk.records += 1
-            records += 1
-            pos = end
-        chunk.end = start + size
-        chunk.closed_at = 0
-        expected = chunk.end
-        del view
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            footer = _read_footer(f, size) if footers else None
+            if footer is not None:
+                state.stream.end = start + size
+                state.footer(footer, chunk, path, size, check=False)
+                chunk.end = start + size
+                chunks.seal(chunk, state.groups)
+                expected = chunk.end
+                read_footers += 1
+                last_format = codec.FORMAT_VERSION
+                continue
+            data = f.read()
+        size, sealed, last_format, chunk_cut = _replay_chunk(
+            state, chunk, data, start, path, last_chunk, mode, truncate_incomplete_record, lost,
+            None if marks is None else marks[1])
+        if chunk_cut:
+            cut = chunk_cut
+        expected = start + size
+        if sealed or last_format != codec.FORMAT_VERSION:
+            chunk.end = expected
+            if last_format != codec.FORMAT_VERSION:  # format 1: every group's state is in it
+                chunk.touched = list(state.groups.values())
+            chunks.seal(chunk, state.groups)
+        elif not last_chunk:
+            message = "a chunk that is not the newest has no footer"
+            if not salvage:
+                raise CorruptedLog(path, size, message)
+            log.error("%s: %s (salvage)", path, message)
+            chunk.end = expected
+            chunks.seal(chunk, state.groups)
     if cut:
         _cut_file(*cut)
     if files and chunks.chunks[-1].records == 0:
@@ -223,13 +366,39 @@ def replay(data_dir, truncate_incomplete_record=True, mode="tolerate-tail"):
         os.unlink(files[-1][1])
         fsync_dir(data_dir)
         chunks.drop_newest()
-    # What was read may still sit only in the page cache (the crash came
-    # before an fsync): make it durable before anything is built on it.
-    for start, path in files:
-        if os.path.exists(path):
-            _fsync_path(path)
-    end = expected if expected is not None else 0
-    for gid, group in groups.items():
+        files = files[:-1]
+        expected = chunks.chunks[-1].end if len(chunks) else None
+    end = expected if expected is not None else (marks[0] if marks else 0)
+    if marks is not None and end < marks[1]:
+        where = files[-1][1] if files else os.path.join(data_dir, chunk_file_name(end))
+        message = (f"the stream ends at {end} but {marks[1]} bytes were durable: "
+                   "the newest chunk is missing or was cut")
+        if not salvage:
+            raise ChunkMissing(where, end, message)
+        log.error("%s: %s (salvage)", data_dir, message)
+    elif marks is None and last_format == codec.FORMAT_VERSION:
+        message = f"chunks of format {codec.FORMAT_VERSION} but no marks file: it was deleted"
+        if not salvage:
+            raise ChunkMissing(os.path.join(data_dir, "MARKS"), 0, message)
+        log.error("%s: %s (salvage)", data_dir, message)
+    # What was read of the newest chunk may still sit only in the page cache
+    # (the crash came before an fsync): make it durable before anything is
+    # built on it. The writer made the older chunks durable before it began
+    # the next one.
+    if files and os.path.exists(files[-1][1]):
+        _fsync_path(files[-1][1])
+    for gid in state.prefixes:
+        raise CorruptedLog(data_dir, end, f"group {gid}: a relocation run stops before the entries it moves")
+    for gid, (path, pos) in list(state.partial.items()):
+        message = f"group {gid} has records but no state: the chunk holding it is missing"
+        if not salvage:
+            raise ChunkMissing(path, pos, message)
+        log.error("%s: offset %d: %s (salvage): kept as replayed", path, pos, message)
+    if len(chunks) and chunks.chunks[-1].end is None and last_format == codec.FORMAT_VERSION:
+        pass  # the newest chunk is written on
+    elif len(chunks):
+        chunks.open = None  # sealed, or of format 1: the disk starts a new chunk
+    for gid, group in state.groups.items():
         if len(group.index) == 0:
             group.index.first = next_index(group.last)
         reason = _disagreement(group)
@@ -239,7 +408,104 @@ def replay(data_dir, truncate_incomplete_record=True, mode="tolerate-tail"):
             held = group.index
             log.error("%s: group %d: %s (salvage): last set to the last entry held", data_dir, gid, reason)
             group.last = (held.terms[-1], held.last_index) if len(held) else group.purged
-    return Recovered(chunks, groups, end, cut, records, lost)
+    return Recovered(chunks, state.groups, end, cut, state.records, lost, read_footers)
+
+
+def _replay_chunk(state, chunk, data, start, path, last_chunk, mode, truncate_incomplete_record, lost,
+                  synced_mark):
+    """Apply every record of one chunk. Returns ``(size kept, sealed, format, cut)``."""
+    salvage = mode == "salvage"
+    stream = state.stream
+    pos, size = 0, len(data)
+    view = memoryview(data)
+    unpack_type = U32.unpack_from
+    unpack_append = APPEND_HEAD.unpack_from
+    unpack_crc = CRC.unpack_from
+    crc32 = zlib.crc32
+    version = codec.FORMAT_VERSION
+    sealed = False
+    cut = ()
+    while pos < size:
+        try:
+            if sealed:
+                raise CorruptedLog(path, pos, "records after the chunk's footer")
+            if pos + 4 > size:
+                raise Incomplete(f"record needs {pos + 4 - size} more bytes")
+            rtype = unpack_type(data, pos)[0]
+            if (rtype == APPEND or rtype == RELOCATE) and pos > 0:
+                if pos + APPEND_OVERHEAD > size:
+                    raise Incomplete(f"record needs {pos + APPEND_OVERHEAD - size} more bytes")
+                _, gid, term, index, n = unpack_append(data, pos)
+                end = pos + APPEND_OVERHEAD + n
+                if end > size:
+                    raise Incomplete(f"record needs {end - size} more bytes")
+                if unpack_crc(data, end - 8)[0] != crc32(view[pos:end - 8]):
+                    raise BadRecord("crc32 checksum mismatch in an append")
+                stream.end = start + end
+                if rtype == RELOCATE:
+                    state.relocate(gid, term, index, start + pos, n, path, pos)
+                else:
+                    group = state.group(gid, path, pos)
+                    idx = group.index
+                    if len(idx) and index != idx.next_index():
+                        raise CorruptedLog(path, pos, f"append of index {index} to group {gid}, "
+                                                      f"which expects {idx.next_index()}")
+                    idx.append(index, term, start + pos, n)  # where: only replay knows
+                    chunk.live += 1
+                    stream.chunks.live_bytes += APPEND_OVERHEAD + n
+                    apply_append(group, (((term, index), None),))
+            else:
+                rec, end = codec.decode(data, pos)
+                opening = rec.type in (codec.CHECKPOINT, codec.CHUNK_HEADER)
+                if (pos == 0) != opening:
+                    raise CorruptedLog(path, pos, "a chunk must open with a header, and only there")
+                stream.end = start + end
+                if rec.type == codec.CHUNK_HEADER:
+                    if rec.value[1] != start:
+                        raise CorruptedLog(path, pos, f"header names chunk {rec.value[1]}, file is chunk {start}")
+                elif rec.type == codec.CHECKPOINT:
+                    version = codec.CHECKPOINT_FORMAT_VERSION
+                    _apply_checkpoint(rec, state, path, start, not stream.chunks.chunks[0].records, salvage)
+                elif rec.type == codec.FOOTER:
+                    state.footer(rec.value, chunk, path, pos, check=True)
+                    sealed = True
+                else:
+                    state.record(rec, path, pos)
+        except (Incomplete, BadRecord, CorruptedLog) as exc:
+            reason = exc.reason if isinstance(exc, CorruptedLog) else str(exc)
+            if salvage:
+                end = resync(data, pos + 1)
+                lost.append((path, pos, end - pos, reason))
+                log.error("%s: offset %d: skipping %d damaged bytes (salvage): %s",
+                          path, pos, end - pos, reason)
+                pos = end
+                continue
+            if isinstance(exc, CorruptedLog):
+                raise
+            torn = codec.is_torn_tail(data, pos, exc)
+            if not (last_chunk and (torn or mode == "tolerate-tail")):
+                raise CorruptedLog(path, pos, reason) from None
+            if synced_mark is not None and start + pos < synced_mark:
+                raise ChunkMissing(path, pos, f"{reason}, below the {synced_mark - start} bytes of "
+                                              "this chunk that were durable") from None
+            if not torn and resync(data, pos + 1) < size:
+                raise CorruptedLog(path, pos, f"{reason}, and valid records follow: damage, "
+                                              "not a torn write") from None
+            if not truncate_incomplete_record:
+                raise CorruptedLog(path, pos, f"{reason} (damaged last record; "
+                                              "truncate_incomplete_record is off)") from None
+            log.warning("%s: cutting %s tail at offset %d (%d bytes): %s", path,
+                        "torn" if torn else "damaged", pos, size - pos, reason)
+            if not torn:
+                lost.append((path, pos, size - pos, reason))
+            cut = (path, size, pos)
+            size = pos
+            break
+        chunk.records += 1
+        state.records += 1
+        pos = end
+    del view
+    return size, sealed, version, cut
 
 
 def _disagreement(group):

@@ -10,7 +10,7 @@ RECOVERY_MODES = ("tolerate-tail", "strict", "salvage")
 DEFAULTS = {
     #: A chunk is closed once it holds this many bytes (checked after each record).
     "chunk_max_size": 64 * MiB,
-    #: ... or this many records (its opening checkpoint counts as one).
+    #: ... or this many records (its header and footer count as one each).
     "chunk_max_records": 1 << 20,
     #: Durable payloads beyond these bounds (per disk) are dropped from memory.
     "cache_max_items": 100_000,
@@ -26,17 +26,27 @@ DEFAULTS = {
     #: Chunk files kept open for reads of payloads not in the cache, per disk
     #: (the newest opened; a lagging group may pin thousands of chunks).
     "max_open_chunk_files": 64,
+    #: When a disk holds more than twice its live records plus four chunks,
+    #: the groups pinning its oldest chunk that hold at most this many bytes
+    #: of records are copied forward so the chunk can go ...
+    "relocate_max_bytes": 1 * MiB,
+    #: ... and bigger ones are reported as lagging, then copied anyway once
+    #: they have pinned the oldest chunk through this many rotations.
+    "lagging_rounds": 8,
     #: Creating a group beyond this many is refused with TooManyGroups.
     "max_groups": 1_000_000,
     #: What recovery does with damage: "tolerate-tail" (cut damage in the
     #: newest chunk, refuse it elsewhere), "strict" (cut only a torn record or
     #: zeros, as raft-log), "salvage" (skip damage anywhere and report it).
     "recovery_mode": "tolerate-tail",
+    #: Open sealed chunks by their footers (fast); False replays every record
+    #: and checks each footer against it.
+    "read_footers": True,
 }
 
 _MINIMUM = {"chunk_max_size": 64, "chunk_max_records": 2, "cache_max_items": 0,
             "cache_max_bytes": 0, "write_buffer_size": 1, "max_unsynced_bytes": 1, "max_groups": 1,
-            "max_open_chunk_files": 1}
+            "max_open_chunk_files": 1, "relocate_max_bytes": 0, "lagging_rounds": 0}
 
 
 def resolve(overrides):

@@ -34,6 +34,7 @@ from workers.naming import chunk_path
 
 from . import codec
 from .disk import Disk
+from .events import EventLog
 from .flusher import ThreadFlusher
 from .group import NEW_GROUP, Shadow
 from .lockfile import DirLock
@@ -56,6 +57,7 @@ class Store:
             self._groups.update(disk.groups)
         self._closed = False
         self._max_unsynced = settings["max_unsynced_bytes"]
+        self._events = disks[0].events
         #: Set by an owner whose flushers report only when driven (the front's
         #: worker flushers): ``pump(timeout)`` handles their events while a
         #: caller blocks. None for flushers with threads of their own.
@@ -77,6 +79,7 @@ class Store:
         if len(set(data_dirs)) != len(data_dirs):
             raise InvalidArgument(f"a data directory is given twice: {data_dirs}")
         lock = threading.Lock()
+        events = EventLog()
         locks, disks = [], []
         try:
             seen = {}
@@ -84,19 +87,20 @@ class Store:
                 os.makedirs(path, exist_ok=True)
                 locks.append(DirLock(path))
                 t0 = time.perf_counter()
-                recovered = replay(path, settings["truncate_incomplete_record"], settings["recovery_mode"])
+                recovered = replay(path, settings["truncate_incomplete_record"], settings["recovery_mode"],
+                                   settings["read_footers"])
                 for lost_path, offset, length, reason in recovered.lost:
                     log.error("%s: lost %d bytes at offset %d in recovery: %s", lost_path, length, offset, reason)
                 for gid in recovered.groups:
                     if gid in seen:
                         raise InvalidArgument(f"group {gid} is in both {seen[gid]} and {path}")
                     seen[gid] = path
-                log.info("%s: recovered %d groups, %d records in %d chunks in %.3f s%s",
-                         path, len(recovered.groups), recovered.records, len(recovered.chunks),
+                log.info("%s: recovered %d groups from %d footers and %d records in %d chunks in %.3f s%s",
+                         path, len(recovered.groups), recovered.footers, recovered.records, len(recovered.chunks),
                          time.perf_counter() - t0,
                          f"; cut a torn tail of {recovered.cut[0]} at {recovered.cut[2]}"
                          if recovered.cut else "")
-                disks.append(Disk(path, settings, recovered, lock, flusher_factory))
+                disks.append(Disk(path, settings, recovered, lock, flusher_factory, events))
         except BaseException:
             for disk in disks:
                 disk.close()
@@ -162,6 +166,12 @@ class Store:
                     "cached": len(g.payloads),
                 } for g in biggest[:group_limit]]
             return out
+
+    def events(self, after=0):
+        """Events since number ``after`` (a lagging group, a forced relocation):
+        ``{"events": [...], "last": n, "missed": k}``; poll with ``after=last``."""
+        with self._lock:
+            return self._events.since(after)
 
     def close(self):
         """Flush everything, stop the flushers, release the directories."""
@@ -355,7 +365,7 @@ class Store:
             if op.record == APPEND:
                 disk.append(group, value, op.apply)  # applies each chunk's run before it rotates
             else:
-                disk.put(codec.encode(op.record, gid, value))
+                disk.put(group, codec.encode(op.record, gid, value))
                 op.apply(group, value)
                 disk.after_write()
             if disk.end - disk.synced > self._max_unsynced:
@@ -452,11 +462,15 @@ class Store:
         self._flush_group(gid, None, None)
 
     def _group_history(self, gid):
-        """``(state before, [(type, value), ...])``: the group's records still on disk.
+        """``(state before, [(type, value), ...])``: the group's operations, in
+        raft-log's record types, for an export.
 
-        The state is the group's entry in the oldest chunk's checkpoint (or the
-        empty state if the group was created after it); the records follow in
-        stream order. Flushes first, so what is read is what is durable.
+        When the group's whole history is still on disk (its creation is in
+        the stream and none of its entries was relocated), these are its own
+        records, in stream order, so an export is byte-identical to what
+        raft-log writes. Otherwise they are its present log: the state as of
+        its purge point, then every live entry (wherever relocation put it).
+        Flushes first, so what is read is what is durable.
         """
         self._flush_group(gid, None, None)
         with self._lock:
@@ -465,29 +479,40 @@ class Store:
             if group is None:
                 raise GroupNotFound(gid)
             disk = group.disk
-            initial = LogState()
-            records = []
-            for chunk in list(disk.chunks):
-                end = min(chunk.end if chunk.end is not None else disk.synced, disk.synced)
-                if end <= chunk.start:
-                    break
-                path = chunk_path(disk.path, chunk.start)
-                with open(path, "rb") as f:
-                    data = f.read(end - chunk.start)
-                end = 0
-                try:
-                    for _, rec, end in codec.iter_records(data):
-                        if rec.type == codec.CHECKPOINT:
-                            if chunk is disk.chunks.chunks[0]:
-                                initial = dict(rec.value[2]).get(gid, LogState())
-                        elif rec.gid == gid:
-                            if rec.type in (codec.GROUP_CREATE, codec.GROUP_DROP):
-                                initial, records = LogState(), []
-                            else:
-                                records.append((rec.type, rec.value))
-                except (codec.Incomplete, codec.BadRecord) as exc:
-                    raise CorruptedLog(path, end, str(exc)) from None
-            return initial, records
+            records, whole = self._group_records(disk, gid)
+            if whole:
+                return LogState(), records
+            start, end = group.index.first, group.index.next_index()
+        entries = self._read(gid, start, end)
+        initial = group.state()._replace(last=group.purged)
+        return initial, [(APPEND, entry) for entry in entries]
+
+    def _group_records(self, disk, gid):
+        """``(records, whole)``: the group's raft-log records since its creation,
+        and whether its creation was found with nothing relocated after it."""
+        records = []
+        whole = False
+        for chunk in list(disk.chunks):
+            end = min(chunk.end if chunk.end is not None else disk.synced, disk.synced)
+            if end <= chunk.start:
+                break
+            path = chunk_path(disk.path, chunk.start)
+            with open(path, "rb") as f:
+                data = f.read(end - chunk.start)
+            end = 0
+            try:
+                for _, rec, end in codec.iter_records(data):
+                    if rec.gid != gid:
+                        continue
+                    if rec.type in (codec.GROUP_CREATE, codec.GROUP_DROP):
+                        records, whole = [], rec.type == codec.GROUP_CREATE
+                    elif rec.type == codec.RELOCATE:
+                        whole = False
+                    else:
+                        records.append((rec.type, rec.value))
+            except (codec.Incomplete, codec.BadRecord) as exc:
+                raise CorruptedLog(path, end, str(exc)) from None
+        return records, whole
 
     def _state(self, gid):
         with self._lock:
