@@ -7,6 +7,7 @@ from shardlog.engine.group import GroupState
 def filled(n, max_items=16):
     cache = PayloadCache(max_items, 10 ** 9)
     group = GroupState(1)
+    group.payloads = {}
     for i in range(n):
         group.index.append(i, 1, 100 * i, 1)
         group.payloads[i] = b"p"

@@ -238,8 +238,9 @@ def test_footer_that_lies_is_caught_by_full_replay(sample):
     data = f.read_bytes()
     at = codec.footer_start(data[-16:], len(data))
     footer, _ = codec.decode_footer(data, at)
-    groups = [g._replace(state=g.state._replace(last=(9, 9))) for g in footer.groups]  # same length
-    f.write_bytes(data[:at] + codec.encode_footer(footer.chunk_offset, groups, *footer[2:]))
+    groups = [g._replace(state=g.state._replace(last=(9, 9))) for g in footer.groups()]  # same length
+    f.write_bytes(data[:at] + codec.encode_footer(footer.chunk_offset, groups, footer.terms, footer.offsets,
+                                                  footer.sizes))
     with pytest.raises(CorruptedLog, match="disagrees with replay"):
         reopen(sample, read_footers=False)
 

@@ -134,7 +134,7 @@ def _cmd_dump(args):
                 if state is not None:
                     print(f"{where} checkpoint of g={args.group}: {state}")
             elif rec.type == codec.FOOTER:
-                for fg in rec.value.groups:
+                for fg in rec.value.groups():
                     if fg.gid == args.group:
                         print(f"{where} footer of g={args.group}: "
                               f"{'dropped' if fg.state is None else fg.state}, "

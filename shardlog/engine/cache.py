@@ -10,6 +10,8 @@ evicted, whatever the limits say: it is the only copy until the fsync.
 
 from collections import deque
 
+from .group import NO_PAYLOADS
+
 
 class PayloadCache:
     __slots__ = ("max_items", "max_bytes", "writes", "items", "bytes", "hits", "misses")
@@ -55,6 +57,8 @@ class PayloadCache:
                 # A newer write at the same index (after a truncate) stays.
                 if offset is None or offset < end:
                     payloads.pop(i, None)
+            if not payloads:
+                group.payloads = NO_PAYLOADS  # frees the dict's table
 
     def stat(self):
         return {"items": self.items, "bytes": self.bytes, "max_items": self.max_items,

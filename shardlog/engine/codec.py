@@ -54,8 +54,6 @@ CHECKPOINT_HEAD = struct.Struct(">IIQQ")  # type, format version, chunk offset, 
 CHUNK_HEADER_HEAD = struct.Struct(">IIQ")  # type, format version, chunk offset
 CHUNK_HEADER_SIZE = CHUNK_HEADER_HEAD.size + 8
 FOOTER_HEAD = struct.Struct(">IQQQ")  # type, chunk offset, group count, entry count
-#: A footer's per-group fields after its LogState: kept_end, run_first, run_count.
-FOOTER_RUN = struct.Struct(">QQQ")
 #: The last 16 bytes of a sealed chunk: the footer record's length, its checksum.
 FOOTER_TAIL = struct.Struct(">QQ")
 #: Append in shardlog's stream: type, gid, term, index, payload length.
@@ -185,40 +183,92 @@ class FooterGroup(NamedTuple):
     run_count: int
 
 
+#: Bits of a footer group's flags: the group exists at the chunk's end, and
+#: which of its LogState's options are set.
+EXISTS, HAS_VOTE, HAS_LAST, HAS_COMMITTED, HAS_PURGED, HAS_USER_DATA = 1, 2, 4, 8, 16, 32
+_PAIR_BITS = (HAS_VOTE, HAS_LAST, HAS_COMMITTED, HAS_PURGED)
+
+
+def _column(code, values):
+    column = array(code, values)
+    if sys.byteorder == "little":
+        column.byteswap()
+    return column.tobytes()
+
+
 def encode_footer(chunk_offset, groups, terms, offsets, sizes) -> bytes:
     """The record that seals a chunk; opening reads it instead of the chunk's records.
 
     ``groups`` are FooterGroup; ``terms``, ``offsets`` (global offsets of the
     records) and ``sizes`` (payload lengths) are arrays of every run, in the
-    order of ``groups``. Columns keep a reader's work per entry in C. The
-    body ends with the record's own length, so a reader finds the footer
-    from the file's last 16 bytes.
+    order of ``groups``. Everything is in fixed-width columns (docs/format.md)
+    so that a reader's work per group and per entry is mostly in C. The body
+    ends with the record's own length, so a reader finds the footer from the
+    file's last 16 bytes.
     """
-    parts = [FOOTER_HEAD.pack(FOOTER, chunk_offset, len(groups), len(terms))]
-    add = parts.append
+    flags = bytearray()
+    pairs, runs, user_data = [], [], []
     for g in groups:
-        if g.state is None:
-            add(U64.pack(g.gid) + _NONE)
-        else:
-            add(U64.pack(g.gid) + _SOME + encode_state(g.state) +
-                FOOTER_RUN.pack(g.kept_end, g.run_first, g.run_count))
-    for column, code in ((terms, "Q"), (offsets, "Q"), (sizes, "I")):
-        column = array(code, column)
-        if sys.byteorder == "little":
-            column.byteswap()
-        add(column.tobytes())
+        st = g.state
+        if st is None:
+            flags.append(0)
+            runs += (0, 0, 0)
+            continue
+        bits = EXISTS
+        for bit, value in zip(_PAIR_BITS, st[:4]):
+            if value is not None:
+                bits |= bit
+                pairs += value
+        if st.user_data is not None:
+            bits |= HAS_USER_DATA
+            user_data.append(U32.pack(len(st.user_data)) + st.user_data)
+        flags.append(bits)
+        runs += (g.kept_end, g.run_first, g.run_count)
+    parts = [FOOTER_HEAD.pack(FOOTER, chunk_offset, len(groups), len(terms)),
+             _column("Q", [g.gid for g in groups]), bytes(flags), _column("Q", pairs),
+             _column("Q", runs), *user_data,
+             _column("Q", terms), _column("Q", offsets), _column("I", sizes)]
     length = sum(map(len, parts)) + 16
-    add(U64.pack(length))
+    parts.append(U64.pack(length))
     record = b"".join(parts)
     return record + CRC.pack(zlib.crc32(record))
 
 
 class Footer(NamedTuple):
+    """A decoded footer, in columns: for group ``i``, ``gids[i]``, ``flags[i]``,
+    ``runs[3i:3i+3]`` (kept_end, run_first, run_count), ``user_data[i]`` if
+    set; ``pairs`` holds the set ones of vote, last, committed, purged (two
+    u64 each) of every group in turn; the runs' entries are ``terms``,
+    ``offsets``, ``sizes``."""
+
     chunk_offset: int
-    groups: list
+    gids: array
+    flags: bytes
+    pairs: array
+    runs: array
+    user_data: dict
     terms: array
     offsets: array
     sizes: array
+
+    def groups(self):
+        """The groups as FooterGroup (for checks and printing; opening reads the columns)."""
+        out = []
+        p, r, j = self.pairs, self.runs, 0
+        for i, gid in enumerate(self.gids):
+            bits = self.flags[i]
+            state = None
+            if bits & EXISTS:
+                ids = []
+                for bit in _PAIR_BITS:
+                    if bits & bit:
+                        ids.append((p[j], p[j + 1]))
+                        j += 2
+                    else:
+                        ids.append(None)
+                state = LogState(*ids, self.user_data.get(i))
+            out.append(FooterGroup(gid, state, *r[3 * i:3 * i + 3]))
+        return out
 
 
 def footer_start(tail, size):
@@ -232,6 +282,15 @@ def footer_start(tail, size):
     return size - length
 
 
+def _read_column(cur, code, width, count):
+    start = cur.take(width * count)
+    column = array(code)
+    column.frombytes(cur.buf[start:start + width * count])
+    if sys.byteorder == "little":
+        column.byteswap()
+    return column
+
+
 def decode_footer(buf, pos=0):
     """``(Footer, end)`` of the Footer record at ``pos`` of ``buf``; raises
     Incomplete or BadRecord if there is no whole, valid footer there."""
@@ -241,24 +300,21 @@ def decode_footer(buf, pos=0):
     if rtype != FOOTER:
         raise BadRecord(f"record type {rtype} where a footer should be")
     cur = _Cursor(buf, pos + FOOTER_HEAD.size)
-    groups = []
-    add = groups.append
-    run = FOOTER_RUN.unpack_from
-    for _ in range(ngroups):
-        gid = cur.u64()
-        if cur.u8():
-            state = cur.state()
-            add(FooterGroup(gid, state, *run(buf, cur.take(FOOTER_RUN.size))))
-        else:
-            add(FooterGroup(gid, None, 0, 0, 0))
-    columns = []
-    for code, width in (("Q", 8), ("Q", 8), ("I", 4)):
-        start = cur.take(width * nentries)
-        column = array(code)
-        column.frombytes(buf[start:start + width * nentries])
-        if sys.byteorder == "little":
-            column.byteswap()
-        columns.append(column)
+    gids = _read_column(cur, "Q", 8, ngroups)
+    start = cur.take(ngroups)
+    flags = bytes(buf[start:start + ngroups])
+    pair_bits = HAS_VOTE | HAS_LAST | HAS_COMMITTED | HAS_PURGED
+    npairs = sum(bin(bits & pair_bits).count("1") * flags.count(bits) for bits in set(flags))
+    pairs = _read_column(cur, "Q", 8, 2 * npairs)
+    runs = _read_column(cur, "Q", 8, 3 * ngroups)
+    user_data = {}
+    if flags.count(0) != ngroups:  # (a footer of only dropped groups has none)
+        for i, bits in enumerate(flags):
+            if bits & HAS_USER_DATA:
+                user_data[i] = cur.raw()
+    terms = _read_column(cur, "Q", 8, nentries)
+    offsets = _read_column(cur, "Q", 8, nentries)
+    sizes = _read_column(cur, "I", 4, nentries)
     length = cur.u64()
     body_end = cur.pos
     if length != body_end + 8 - pos:
@@ -267,9 +323,9 @@ def decode_footer(buf, pos=0):
     actual = zlib.crc32(memoryview(buf)[pos:body_end])
     if stored != actual:
         raise BadRecord(f"crc32 checksum mismatch in the footer: stored {stored:x}, computed {actual:x}")
-    if sum(g.run_count for g in groups) != nentries:
+    if sum(runs[2::3]) != nentries:
         raise BadRecord("footer runs do not add up to its entry count")
-    return Footer(chunk_offset, groups, *columns), cur.pos
+    return Footer(chunk_offset, gids, flags, pairs, runs, user_data, terms, offsets, sizes), cur.pos
 
 
 # ---------------------------------------------------------------- decoding
@@ -405,7 +461,7 @@ def describe(record: Record) -> str:
         return f"{name}(version={version}, chunk={offset})"
     if record.type == FOOTER:
         footer = record.value
-        return f"{name}(chunk={footer.chunk_offset}, groups={len(footer.groups)}, entries={len(footer.terms)})"
+        return f"{name}(chunk={footer.chunk_offset}, groups={len(footer.gids)}, entries={len(footer.terms)})"
     if record.type in (APPEND, RELOCATE):
         log_id, payload = record.value
         return f"{name}({gid}{log_id}, {payload!r})"

@@ -26,9 +26,12 @@ from . import codec
 from .cache import PayloadCache
 from .chunks import Readers
 from .codec import APPEND, APPEND_HEAD, APPEND_OVERHEAD, APPEND_PAYLOAD_AT, CRC
-from .group import GroupState
+from .group import NO_PAYLOADS, GroupState
 
 log = logging.getLogger(__name__)
+
+#: What a group's state costs on disk when it is written forward (see Disk.live_size).
+STATE_COST = 128
 
 # Bound once: the hot path calls them for every entry.
 _pack_append = APPEND_HEAD.pack
@@ -46,7 +49,10 @@ class Disk:
         self.cache = PayloadCache(settings["cache_max_items"], settings["cache_max_bytes"])
         self.readers = Readers(self.path, settings["max_open_chunk_files"])
         self.chunks = recovered.chunks
+        #: Groups by id: all of the store's once it opens (it shares one dict
+        #: among its disks); those on this disk are counted here.
         self.groups = recovered.groups
+        self.group_count = len(recovered.groups)
         for group in self.groups.values():
             group.disk = self
         #: End of the stream, including what is still pending.
@@ -99,6 +105,7 @@ class Disk:
         group = GroupState(gid, self)
         self.put(group, codec.encode(codec.GROUP_CREATE, gid))
         self.groups[gid] = group
+        self.group_count += 1
         self.after_write()
         return group
 
@@ -107,6 +114,7 @@ class Disk:
         self.chunks.leave_base(group, self.end)
         group.drop_all()
         del self.groups[group.gid]
+        self.group_count -= 1
         self.after_write()
 
     def append(self, group, entries, apply):
@@ -124,6 +132,8 @@ class Disk:
         index = group.index
         terms, offsets, sizes = index.terms, index.offsets, index.sizes
         payloads = group.payloads
+        if payloads is NO_PAYLOADS:
+            payloads = group.payloads = {}
         pack, pack_crc, crc32 = _pack_append, _pack_crc, _crc32
         if len(terms) == index.head:
             index.start_at(entries[0][0][1])
@@ -183,7 +193,10 @@ class Disk:
         index.terms.append(term)
         index.offsets.append(offset)
         index.sizes.append(size)
-        group.payloads[idx] = payload
+        payloads = group.payloads
+        if payloads is NO_PAYLOADS:
+            payloads = group.payloads = {}
+        payloads[idx] = payload
         self.appended += 1
         self.appended_bytes += size
         self.end = end = offset + APPEND_OVERHEAD + size
@@ -339,7 +352,10 @@ class Disk:
                 self._relocate(chunk, budget)
             if chunk.live:
                 break
-            if chunk.holders and budget[0] > 0:
+            if chunk.holders and budget[0] > 0 and (
+                    2 * STATE_COST * chunk.holders < chunk.end - chunk.start or self._over_space_bound()):
+                # Worth it: the chunk is mostly garbage, or the disk is over its
+                # bound. (A chunk of states alone would be copied on and on.)
                 self._carry_forward(chunk, budget)
             if chunk.holders or chunk.free_at > self.synced:
                 break
@@ -372,11 +388,19 @@ class Disk:
             else:
                 self.lagging[gid] += 1
 
+    def live_size(self):
+        """Bytes the disk cannot do without: its live entries' records, and for
+        each group about what its state costs when it moves (a State record and
+        its footer entry). Without the latter, a disk of idle groups holding
+        an entry each would count its own states as garbage, and relocate them
+        forever."""
+        return self.chunks.live_bytes + STATE_COST * self.group_count
+
     def _over_space_bound(self):
-        """More bytes on disk than twice the live records plus four chunks: the
-        bound relocation keeps (docs/format.md, "Space")."""
+        """More bytes on disk than twice what is live plus four chunks: the bound
+        relocation keeps (docs/format.md, "Space")."""
         on_disk = self.end - self.chunks.chunks[0].start
-        return on_disk > 2 * self.chunks.live_bytes + 4 * self.max_size
+        return on_disk > 2 * self.live_size() + 4 * self.max_size
 
     def _carry_forward(self, chunk, budget):
         """Write the whole state of the groups whose base is ``chunk`` into the
@@ -447,6 +471,8 @@ class Disk:
         gid, first = group.gid, idx.first
         terms, offsets, sizes = idx.terms, idx.offsets, idx.sizes
         payloads = group.payloads
+        if payloads is NO_PAYLOADS:
+            payloads = group.payloads = {}
         buf = self.pending
         offset = self.end
         moved = array("Q")
@@ -508,8 +534,9 @@ class Disk:
         oldest = self.chunks.chunks[0]
         if oldest.is_open:
             return []
-        pins = [g.gid for g in self.groups.values()
-                if (off := g.index.first_offset()) is not None and off < oldest.end]
+        # Entries in a chunk were written by the groups that touched it.
+        pins = {g.gid for g in oldest.touched if self.groups.get(g.gid) is g
+                and (off := g.index.first_offset()) is not None and off < oldest.end}
         return sorted(pins)[:limit]
 
     def stat(self):
@@ -521,7 +548,7 @@ class Disk:
             "appended_bytes": self.appended_bytes,
             "entries_per_sync": round(self.appended / rounds, 1) if rounds else None,
             "path": self.path,
-            "groups": len(self.groups),
+            "groups": self.group_count,
             "chunks": len(self.chunks),
             "oldest_chunk": self.chunks.chunks[0].start,
             "bytes_on_disk": self.end - self.chunks.chunks[0].start,
@@ -532,7 +559,7 @@ class Disk:
             "full": None if self.full is None else str(self.full),
             "pinning_chunk": None if pinning is None else pinning.start,
             "pinning_groups": self.pinning_groups(),
-            "live_bytes": self.chunks.live_bytes,
+            "live_bytes": self.live_size(),  # entries and states
             "lagging_groups": self.lagging_groups(),
             "cache": self.cache.stat(),
             "flusher": flusher,

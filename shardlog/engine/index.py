@@ -13,14 +13,15 @@ from array import array
 class EntryIndex:
     __slots__ = ("first", "head", "terms", "offsets", "sizes")
 
-    def __init__(self):
+    def __init__(self, first=0, columns=None):
         #: Log index of the element at ``head``.
-        self.first = 0
+        self.first = first
         #: Position in the arrays of the first live entry.
         self.head = 0
-        self.terms = array("Q")
-        self.offsets = array("Q")
-        self.sizes = array("I")
+        if columns is None:
+            self.terms, self.offsets, self.sizes = array("Q"), array("Q"), array("I")
+        else:
+            self.terms, self.offsets, self.sizes = columns
 
     def __len__(self):
         return len(self.terms) - self.head

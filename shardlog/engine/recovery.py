@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 from shardlog.errors import ChunkGap, ChunkMissing, CorruptedLog
 from shardlog.ops import APPLY_RECORD, apply_append
-from shardlog.types import next_index
+from shardlog.types import LogState, next_index
 from workers.marks import read_marks
 from workers.naming import chunk_file_name, list_chunks
 from workers.writer import fsync_dir
@@ -38,6 +38,8 @@ from .group import GroupState
 from .settings import RECOVERY_MODES
 
 log = logging.getLogger(__name__)
+
+NO_STATE = LogState()
 
 
 class Recovered(NamedTuple):
@@ -76,6 +78,9 @@ class _Replay:
         self.partial = {}
         self.salvage = salvage
         self.records = 0
+        #: Equal log ids and votes of different groups share one tuple (at 1M
+        #: groups, a tuple per field per group is most of their memory).
+        self.shared_ids = {}
         #: gid -> (first index, terms, offsets, sizes) of relocated entries whose
         #: originals are gone, waiting for the run to reach the entries held.
         self.prefixes = {}
@@ -155,32 +160,59 @@ class _Replay:
         if footer.chunk_offset != chunk.start:
             raise CorruptedLog(path, pos, f"footer names chunk {footer.chunk_offset}, file is chunk {chunk.start}")
         if check:
-            touched = [g.gid for g in chunk.touched]
-            if touched != [g.gid for g in footer.groups]:
+            groups = footer.groups()
+            if [g.gid for g in chunk.touched] != [g.gid for g in groups]:
                 raise CorruptedLog(path, pos, "footer lists other groups than the chunk's records touch")
-        at = 0
-        terms, offsets, sizes = footer.terms, footer.offsets, footer.sizes
-        for i, fg in enumerate(footer.groups):
-            n = fg.run_count
-            if check:  # the footer's groups are the chunk's touched ones, in order
-                self._check(fg, chunk.touched[i], chunk, path, pos, terms[at:at + n], offsets[at:at + n])
+            at = 0
+            for fg, group in zip(groups, chunk.touched):
+                n = fg.run_count
+                self._check(fg, group, chunk, path, pos, footer.terms[at:at + n], footer.offsets[at:at + n])
                 at += n
-                continue
-            group = self.groups.get(fg.gid)
-            if fg.state is None:
+            return
+        self._restore(footer, chunk, path, pos)
+
+    def _restore(self, footer, chunk, path, pos):
+        """Opening by a footer: the loop runs once per group on the disk at 1M
+        groups, so it reads the columns directly and shares equal log ids."""
+        groups, stream, touched = self.groups, self.stream, chunk.touched
+        chunks = stream.chunks
+        flags, pairs, runs, user_data = footer.flags, footer.pairs, footer.runs, footer.user_data
+        terms, offsets, sizes = footer.terms, footer.offsets, footer.sizes
+        shared = self.shared_ids
+        at = j = 0
+        for i, gid in enumerate(footer.gids):
+            bits = flags[i]
+            group = groups.get(gid)
+            if not bits & codec.EXISTS:
                 if group is not None:
-                    chunk.touched.append(group)
+                    touched.append(group)
                     group.drop_all()
-                    del self.groups[fg.gid]
-            else:
-                if group is None:
-                    group = self.groups[fg.gid] = GroupState(fg.gid, self.stream)
-                chunk.touched.append(group)
-                if not group.restore(fg.kept_end, fg.state.purged, fg.run_first, terms[at:at + n],
-                                     offsets[at:at + n], sizes[at:at + n], chunk):
-                    raise CorruptedLog(path, pos, f"footer run of group {fg.gid} from {fg.run_first} "
-                                                  f"does not follow index {group.index.next_index() - 1}")
-                group.set_state(fg.state)
+                    del groups[gid]
+                continue
+            ids = []
+            for bit in (codec.HAS_VOTE, codec.HAS_LAST, codec.HAS_COMMITTED, codec.HAS_PURGED):
+                if bits & bit:
+                    pair = (pairs[j], pairs[j + 1])
+                    ids.append(shared.setdefault(pair, pair))
+                    j += 2
+                else:
+                    ids.append(None)
+            kept_end, run_first, n = runs[3 * i], runs[3 * i + 1], runs[3 * i + 2]
+            if group is None:
+                if n:
+                    run = terms[at:at + n], offsets[at:at + n], sizes[at:at + n]
+                    group = groups[gid] = GroupState(gid, stream, NO_STATE, run_first, run)
+                    chunk.live += n
+                    chunks.live_bytes += sum(run[2]) + n * APPEND_OVERHEAD
+                else:
+                    group = groups[gid] = GroupState(gid, stream)
+            elif not group.restore(kept_end, ids[3], run_first, terms[at:at + n], offsets[at:at + n],
+                                   sizes[at:at + n], chunk):
+                raise CorruptedLog(path, pos, f"footer run of group {gid} from {run_first} "
+                                              f"does not follow index {group.index.next_index() - 1}")
+            touched.append(group)
+            group.vote, group.last, group.committed, group.purged = ids
+            group.user_data = user_data.get(i) if bits & codec.HAS_USER_DATA else None
             at += n
 
     def _check(self, fg, group, chunk, path, pos, terms, offsets):

@@ -52,9 +52,12 @@ class Store:
         self._lock = lock
         self._dir_locks = locks
         self.settings = settings
+        #: Every group by id; the disks share this dict (one entry per group, not two).
         self._groups = {}
         for disk in disks:
             self._groups.update(disk.groups)
+        for disk in disks:
+            disk.groups = self._groups
         self._closed = False
         self._max_unsynced = settings["max_unsynced_bytes"]
         self._events = disks[0].events
@@ -134,8 +137,7 @@ class Store:
             if group is None:
                 raise GroupNotFound(gid)
             group.disk.check_writable()
-            group.disk.drop_group(group)
-            del self._groups[gid]
+            group.disk.drop_group(group)  # (which takes it out of the shared dict)
         # Durable before returning, so the id cannot come back on another disk
         # while the drop is still only in memory.
         self._wait(lambda cb: self._flush_disk(group.disk, cb), timeout)
@@ -304,7 +306,7 @@ class Store:
             group = groups.get(gid)
             if group is not None:
                 group.disk.check_writable()
-            value = op.check(group or NEW_GROUP, arg)
+            value = op.check(NEW_GROUP if group is None else group, arg)
             if value is NO_RECORD:
                 return (), None
             return [(op, gid, value)], (None if group is not None else self._placement([gid]))
@@ -342,7 +344,7 @@ class Store:
             raise TooManyGroups(f"cannot create {len(gids)} group(s) ({gids[0]}, ...): the store holds "
                                 f"{len(self._groups)} of at most max_groups = {limit}")
         disks = [d for d in self._disks if d.failed is None and d.full is None] or self._disks
-        load = {disk: len(disk.groups) for disk in disks}
+        load = {disk: disk.group_count for disk in disks}
         placement = {}
         for gid in gids:
             disk = min(disks, key=load.__getitem__)
