@@ -13,6 +13,7 @@ from shardlog.types import LogState
 from .codec import APPEND_OVERHEAD
 from .index import EntryIndex
 
+
 class _NoPayloads(dict):
     """The payloads of a group that has none cached: one shared, empty dict
     (writers give the group a dict of its own first). At a million groups, an
