@@ -33,7 +33,22 @@ from workers.writer import fsync_dir
 
 from . import codec
 from .chunks import ChunkSet
-from .codec import APPEND, APPEND_HEAD, APPEND_OVERHEAD, CRC, RELOCATE, U32, BadRecord, Incomplete
+from .codec import (
+    APPEND,
+    APPEND_HEAD,
+    APPEND_OVERHEAD,
+    CRC,
+    EXISTS,
+    HAS_COMMITTED,
+    HAS_LAST,
+    HAS_PURGED,
+    HAS_USER_DATA,
+    HAS_VOTE,
+    RELOCATE,
+    U32,
+    BadRecord,
+    Incomplete,
+)
 from .group import GroupState
 from .settings import RECOVERY_MODES
 
@@ -178,26 +193,37 @@ class _Replay:
         chunks = stream.chunks
         flags, pairs, runs, user_data = footer.flags, footer.pairs, footer.runs, footer.user_data
         terms, offsets, sizes = footer.terms, footer.offsets, footer.sizes
-        shared = self.shared_ids
+        shared = self.shared_ids.setdefault
         at = j = 0
         for i, gid in enumerate(footer.gids):
             bits = flags[i]
             group = groups.get(gid)
-            if not bits & codec.EXISTS:
+            if not bits & EXISTS:
                 if group is not None:
                     touched.append(group)
                     group.drop_all()
                     del groups[gid]
                 continue
-            ids = []
-            for bit in (codec.HAS_VOTE, codec.HAS_LAST, codec.HAS_COMMITTED, codec.HAS_PURGED):
-                if bits & bit:
-                    pair = (pairs[j], pairs[j + 1])
-                    ids.append(shared.setdefault(pair, pair))
-                    j += 2
-                else:
-                    ids.append(None)
-            kept_end, run_first, n = runs[3 * i], runs[3 * i + 1], runs[3 * i + 2]
+            # Unrolled: this runs once per group.
+            vote = last = committed = purged = None
+            if bits & HAS_VOTE:
+                vote = (pairs[j], pairs[j + 1])
+                vote = shared(vote, vote)
+                j += 2
+            if bits & HAS_LAST:
+                last = (pairs[j], pairs[j + 1])
+                last = shared(last, last)
+                j += 2
+            if bits & HAS_COMMITTED:
+                committed = (pairs[j], pairs[j + 1])
+                committed = shared(committed, committed)
+                j += 2
+            if bits & HAS_PURGED:
+                purged = (pairs[j], pairs[j + 1])
+                purged = shared(purged, purged)
+                j += 2
+            r = 3 * i
+            kept_end, run_first, n = runs[r], runs[r + 1], runs[r + 2]
             if group is None:
                 if n:
                     run = terms[at:at + n], offsets[at:at + n], sizes[at:at + n]
@@ -206,13 +232,13 @@ class _Replay:
                     chunks.live_bytes += sum(run[2]) + n * APPEND_OVERHEAD
                 else:
                     group = groups[gid] = GroupState(gid, stream)
-            elif not group.restore(kept_end, ids[3], run_first, terms[at:at + n], offsets[at:at + n],
+            elif not group.restore(kept_end, purged, run_first, terms[at:at + n], offsets[at:at + n],
                                    sizes[at:at + n], chunk):
                 raise CorruptedLog(path, pos, f"footer run of group {gid} from {run_first} "
                                               f"does not follow index {group.index.next_index() - 1}")
             touched.append(group)
-            group.vote, group.last, group.committed, group.purged = ids
-            group.user_data = user_data.get(i) if bits & codec.HAS_USER_DATA else None
+            group.vote, group.last, group.committed, group.purged = vote, last, committed, purged
+            group.user_data = user_data.get(i) if bits & HAS_USER_DATA else None
             at += n
 
     def _check(self, fg, group, chunk, path, pos, terms, offsets):
@@ -431,8 +457,18 @@ def replay(data_dir, truncate_incomplete_record=True, mode="tolerate-tail", foot
     elif len(chunks):
         chunks.open = None  # sealed, or of format 1: the disk starts a new chunk
     for gid, group in state.groups.items():
-        if len(group.index) == 0:
-            group.index.first = next_index(group.last)
+        # Inlined, the common case: this runs once per group.
+        terms = group.terms
+        held = len(terms) - group.head
+        if held:
+            last, purged = group.last, group.purged
+            if last is not None and last[0] == terms[-1] and last[1] == group.first + held - 1 and (
+                    purged is None or purged < (terms[group.head], group.first)):
+                continue
+        else:
+            group.first = next_index(group.last)
+            if group.last == group.purged:
+                continue
         reason = _disagreement(group)
         if reason is not None:
             if not salvage:
