@@ -482,3 +482,37 @@ def test_stat_cpu_percent_waits_for_an_interval():
     sum(range(10 ** 6))
     second = Front._process_stat(front, os.getpid())
     assert 0 <= second["cpu_percent"] <= 100 * os.cpu_count()
+
+
+def test_a_lagging_group_is_an_event_a_client_polls_and_a_metric(start_server):
+    """Against a real server: a group holding more than relocate_max_bytes pins the
+    oldest chunk while another churns; the client polls the event, stat and the
+    metrics show it, and the forced relocation follows after lagging_rounds."""
+    import urllib.request
+
+    server = start_server(None, "--chunk-max-size", "4096", "--relocate-max-bytes", "1000",
+                          "--lagging-rounds", "3", "--metrics-bind", "127.0.0.1:0")
+    port = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", server.log()).group(1)
+    with server.client() as client:
+        assert client.events() == {"events": [], "last": 0, "missed": 0}
+        client.group(5).append([((1, i), b"x" * 100) for i in range(20)], flush=True)
+        busy = client.group(1)
+        seen, lagging = [], None
+        for i in range(600):
+            busy.append([((1, i), b"b" * 100)])
+            if i >= 3:
+                busy.purge((1, i - 3))
+            busy.flush()
+            polled = client.events(after=seen[-1]["seq"] if seen else 0)
+            seen += polled["events"]
+            if [e["kind"] for e in seen] == ["lagging"] and lagging is None:  # while it lags
+                lagging = client.stat()["disks"][0]["lagging_groups"]
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+                    text = response.read().decode()
+            if any(e["kind"] == "relocated" for e in seen):
+                break
+        assert [e["kind"] for e in seen] == ["lagging", "relocated"]
+        assert seen[0]["gid"] == 5 and seen[0]["entries"] == 20 and seen[1]["forced"]
+        assert [g["gid"] for g in lagging] == [5]
+        assert re.search(r'shardlog_lagging_groups\{disk="[^"]+"\} 1\n', text)
+        assert list(client.group(5).read(0, 20)) == [((1, i), b"x" * 100) for i in range(20)]

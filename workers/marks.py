@@ -17,6 +17,7 @@ import os
 import struct
 import zlib
 
+from workers.files import OS_FILES
 from workers.naming import MARKS_FILE
 
 _SLOT = struct.Struct(">QQQ")
@@ -24,19 +25,18 @@ _CRC = struct.Struct(">Q")
 SLOT_SIZE = _SLOT.size + _CRC.size
 
 
-def read_marks(data_dir):
+def read_marks(data_dir, files=OS_FILES):
     """``(oldest, synced)`` of the newest whole slot, or None if there is no marks file
     (or no whole slot in it)."""
-    found = _read_slot(data_dir)
+    found = _read_slot(data_dir, files)
     return None if found is None else found[1:]
 
 
-def _read_slot(data_dir):
-    try:
-        with open(os.path.join(data_dir, MARKS_FILE), "rb") as f:
-            data = f.read(2 * SLOT_SIZE)
-    except FileNotFoundError:
+def _read_slot(data_dir, files):
+    path = os.path.join(data_dir, MARKS_FILE)
+    if not files.exists(path):
         return None
+    data = files.read(path)[:2 * SLOT_SIZE]
     best = None
     for at in (0, SLOT_SIZE):
         slot = data[at:at + SLOT_SIZE]
@@ -51,29 +51,30 @@ def _read_slot(data_dir):
 class MarksWriter:
     """Keeps a data directory's marks; the chunk writer calls it."""
 
-    def __init__(self, data_dir, oldest, synced):
+    def __init__(self, data_dir, oldest, synced, files=OS_FILES):
         self.path = os.path.join(data_dir, MARKS_FILE)
         self.oldest = oldest
         self.synced = synced
-        found = _read_slot(data_dir)
+        self._files = files
+        found = _read_slot(data_dir, files)
         #: Slots are numbered on from the file's newest: the reader takes the highest.
         self._seq = 0 if found is None else found[0]
         self._fd = None
 
     def _write(self, durable):
         if self._fd is None:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            self._fd = self._files.open(self.path, "rw")
         self._seq += 1
         slot = _SLOT.pack(self._seq, self.oldest, self.synced)
-        os.pwrite(self._fd, slot + _CRC.pack(zlib.crc32(slot)), SLOT_SIZE * (self._seq % 2))
+        self._files.pwrite(self._fd, slot + _CRC.pack(zlib.crc32(slot)), SLOT_SIZE * (self._seq % 2))
         if durable:
-            os.fsync(self._fd)
+            self._files.fsync(self._fd)
 
     def create(self):
         """Make the file exist before the first chunk does, so that chunks without
         marks mean a deleted marks file. True if it was created (the caller
         then fsyncs the directory)."""
-        if self._fd is not None or os.path.exists(self.path):
+        if self._fd is not None or self._files.exists(self.path):
             return False
         self._write(durable=True)
         self._write(durable=True)  # both slots whole
@@ -91,5 +92,5 @@ class MarksWriter:
 
     def close(self):
         if self._fd is not None:
-            os.close(self._fd)
+            self._files.close(self._fd)
             self._fd = None

@@ -7,6 +7,8 @@ raft-log does: 20 zero-padded digits grouped by ``_``, e.g.
 
 import os
 
+from workers.files import OS_FILES
+
 LOCK_FILE = "LOCK"
 #: See workers/marks.py.
 MARKS_FILE = "MARKS"
@@ -38,11 +40,11 @@ def parse_chunk_file_name(name: str):
     return int(digits)
 
 
-def list_chunks(data_dir):
+def list_chunks(data_dir, files=OS_FILES):
     """Sorted ``(offset, path)`` of every chunk file in ``data_dir``, and the names ignored
     (hidden files are skipped silently: test hooks keep theirs there)."""
     chunks, ignored = [], []
-    for name in os.listdir(data_dir):
+    for name in files.listdir(data_dir):
         if name in (LOCK_FILE, MARKS_FILE) or name.startswith("."):
             continue
         offset = parse_chunk_file_name(name)

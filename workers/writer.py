@@ -17,6 +17,7 @@ import errno
 import os
 import time
 
+from workers.files import OS_FILES
 from workers.marks import MarksWriter, read_marks
 from workers.messages import RemoveRequest
 from workers.naming import chunk_path, list_chunks
@@ -38,18 +39,15 @@ def is_full(exc):
     return isinstance(exc, OSError) and not isinstance(exc, SyncFailed) and exc.errno in FULL_ERRNOS
 
 
-def fsync_dir(path):
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def fsync_dir(path, files=OS_FILES):
+    files.sync_dir(path)
 
 
 class ChunkWriter:
-    def __init__(self, data_dir, fsync=os.fdatasync, sync_trace=None):
+    def __init__(self, data_dir, fsync=None, sync_trace=None, files=OS_FILES):
         self.data_dir = os.fspath(data_dir)
-        self._fsync = fsync
+        self.files = files
+        self._fsync = fsync or files.fdatasync
         #: Testing only: before each fsync round, the offset it will make
         #: durable is written here, so a crash test knows which bytes a
         #: simulated power loss may damage (only those past it).
@@ -67,18 +65,18 @@ class ChunkWriter:
         #: Seconds of the latest sync rounds, for percentiles.
         self._latencies = collections.deque(maxlen=1024)
         self._rate_mark = (time.monotonic(), 0)
-        marks = read_marks(self.data_dir)
+        marks = read_marks(self.data_dir, files)
         if marks is None:
-            files = list_chunks(self.data_dir)[0]
-            marks = (files[0][0] if files else 0, 0)
-        self.marks = MarksWriter(self.data_dir, *marks)
+            chunks = list_chunks(self.data_dir, files)[0]
+            marks = (chunks[0][0] if chunks else 0, 0)
+        self.marks = MarksWriter(self.data_dir, *marks, files=files)
 
     def _fd(self, chunk):
         fd = self._fds.get(chunk)
         if fd is None:
             if not self._fds and self.marks.create():
-                fsync_dir(self.data_dir)
-            fd = os.open(chunk_path(self.data_dir, chunk), os.O_WRONLY | os.O_CREAT, 0o644)
+                self.files.sync_dir(self.data_dir)
+            fd = self.files.open(chunk_path(self.data_dir, chunk), "w")
             self._fds[chunk] = fd
             # The file may be new, or created by a worker that died before
             # fsyncing the directory: make its entry durable either way.
@@ -105,7 +103,7 @@ class ChunkWriter:
                 view = memoryview(req.data)
                 pos = req.at - req.chunk
                 while view:
-                    n = os.pwrite(fd, view, pos)
+                    n = self.files.pwrite(fd, view, pos)
                     view = view[n:]
                     pos += n
                 self._dirty.add(req.chunk)
@@ -128,7 +126,7 @@ class ChunkWriter:
                 self._fsync(self._fds[chunk])
                 self.stats["fsyncs"] += 1
             if self._dir_dirty:
-                fsync_dir(self.data_dir)
+                self.files.sync_dir(self.data_dir)
                 self._dir_dirty = False
         except OSError as exc:
             raise SyncFailed(exc.errno, f"fsync failed: {exc.strerror}") from exc
@@ -144,7 +142,7 @@ class ChunkWriter:
         if len(self._fds) > 1:
             newest = max(self._fds)
             for chunk in [c for c in self._fds if c != newest]:
-                os.close(self._fds.pop(chunk))
+                self.files.close(self._fds.pop(chunk))
 
     def snapshot(self):
         """The counters, with sync-round latency percentiles and the rate since the last snapshot."""
@@ -168,23 +166,23 @@ class ChunkWriter:
         # The marks say first where the stream begins now: a crash among the
         # unlinks leaves files below it, which the next open deletes.
         try:
-            self.marks.set_oldest(chunks[-1] + os.path.getsize(chunk_path(self.data_dir, chunks[-1])))
+            self.marks.set_oldest(chunks[-1] + self.files.size(chunk_path(self.data_dir, chunks[-1])))
         except FileNotFoundError:
             pass  # a removal sent twice: done before
         for chunk in chunks:
             fd = self._fds.pop(chunk, None)
             if fd is not None:
-                os.close(fd)
+                self.files.close(fd)
             try:
-                os.unlink(chunk_path(self.data_dir, chunk))
+                self.files.unlink(chunk_path(self.data_dir, chunk))
             except FileNotFoundError:
                 pass  # a removal sent twice
             self.stats["removed"] += 1
-        fsync_dir(self.data_dir)
+        self.files.sync_dir(self.data_dir)
 
     def close(self):
         for fd in self._fds.values():
-            os.close(fd)
+            self.files.close(fd)
         self._fds.clear()
         self.marks.close()
         if self._trace_fd is not None:

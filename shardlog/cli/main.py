@@ -28,6 +28,10 @@ SETTING_FLAGS = [
     ("write_buffer_size", int, "hand encoded records to the worker once this many bytes wait"),
     ("max_unsynced_bytes", int, "stop taking writes for a disk holding this many unsynced bytes"),
     ("max_open_chunk_files", int, "chunk files kept open for reads, per disk (the newest opened)"),
+    ("relocate_max_bytes", int, "copy forward at once the groups pinning the oldest chunk that hold at most "
+                                "this many bytes (when a disk holds over twice its live data plus four chunks)"),
+    ("lagging_rounds", int, "copy forward a bigger (lagging) group after it pinned the oldest chunk through "
+                            "this many rotations"),
 ]
 
 

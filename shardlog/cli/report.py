@@ -40,6 +40,9 @@ def format_stat(stat, previous=None):
         say(f"    cache {cache['items']} items, {cache['bytes']} bytes, {rate}")
         if disk["pinning_groups"]:
             say(f"    oldest chunk pinned by groups {disk['pinning_groups']}")
+        for lag in disk.get("lagging_groups", []):
+            say(f"    lagging group {lag['gid']}: {lag['entries']} entries, {lag['bytes']} bytes; "
+                f"relocated in {lag['relocated_in']} rotations unless it purges")
     figures = stat.get("group_figures") or []
     if figures:
         say(f"  groups (the {len(figures)} holding the most entries):")

@@ -113,6 +113,10 @@ class AsyncClient:
     async def stat(self, groups=0):
         return await self._drive(single("stat", groups=groups))
 
+    async def events(self, after=0):
+        """As ``Client.events``."""
+        return await self._drive(single("events", after=after))
+
     def batch(self, flush=False, timeout=None):
         return Batch(lambda ops: self._drive(batch_op(ops, flush), timeout), wire_form)
 

@@ -120,6 +120,11 @@ class Client:
         """The server's figures; ``groups``: per-group figures of that many groups, biggest first."""
         return self._drive(single("stat", groups=groups))
 
+    def events(self, after=0):
+        """Events since number ``after`` (a lagging group, a forced relocation):
+        ``{"events": [...], "last": n, "missed": k}``; poll with ``after=last``."""
+        return self._drive(single("events", after=after))
+
     def batch(self, flush=False, timeout=None):
         return Batch(lambda ops: self._drive(batch_op(ops, flush), timeout), wire_form)
 

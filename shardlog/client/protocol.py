@@ -16,7 +16,7 @@ PROTOCOL_VERSION = 1
 
 #: Every op of the protocol: the write ops of ops.py (each takes ``gid`` and the
 #: field its entry names) and the rest.
-OPS = sorted(list(WRITE_OPS) + ["hello", "flush", "read", "state", "groups", "drop_group", "batch", "stat"])
+OPS = sorted(list(WRITE_OPS) + ["hello", "flush", "read", "state", "groups", "drop_group", "batch", "stat", "events"])
 
 _ERRORS = error_classes()
 #: Codes that servers before errors travelled under their class names sent.

@@ -9,7 +9,6 @@ the newest such chunk, and ``holders`` counts the groups whose base a chunk
 is. Both make the decision O(chunks), never a scan of every group.
 """
 
-import os
 from bisect import bisect_left, bisect_right
 
 from workers.naming import chunk_path
@@ -152,9 +151,10 @@ class Readers:
     mostly move forward through the chunks, where the two are the same.
     """
 
-    def __init__(self, data_dir, limit):
+    def __init__(self, data_dir, limit, files):
         self.data_dir = data_dir
         self.limit = limit
+        self.files = files
         #: Chunk start -> open descriptor; a reader looks here first (the hot path),
         #: and calls ``open`` on a miss.
         self.fds = {}
@@ -165,16 +165,16 @@ class Readers:
     def open(self, chunk_start):
         fds = self.fds
         while len(fds) >= self.limit:
-            os.close(fds.pop(next(iter(fds))))
-        fd = fds[chunk_start] = os.open(chunk_path(self.data_dir, chunk_start), os.O_RDONLY)
+            self.files.close(fds.pop(next(iter(fds))))
+        fd = fds[chunk_start] = self.files.open(chunk_path(self.data_dir, chunk_start), "r")
         return fd
 
     def forget(self, chunk_start):
         """The chunk file is deleted: close its descriptor, if open."""
         fd = self.fds.pop(chunk_start, None)
         if fd is not None:
-            os.close(fd)
+            self.files.close(fd)
 
     def close(self):
         while self.fds:
-            os.close(self.fds.popitem()[1])
+            self.files.close(self.fds.popitem()[1])

@@ -40,14 +40,14 @@ _crc32 = zlib.crc32
 
 
 class Disk:
-    def __init__(self, path, settings, recovered, lock, flusher_factory, events):
+    def __init__(self, path, settings, recovered, lock, flusher_factory, events, files):
         self.path = os.fspath(path)
         self._lock = lock
         self.max_size = settings["chunk_max_size"]
         self.max_records = settings["chunk_max_records"]
         self.write_buffer_size = settings["write_buffer_size"]
         self.cache = PayloadCache(settings["cache_max_items"], settings["cache_max_bytes"])
-        self.readers = Readers(self.path, settings["max_open_chunk_files"])
+        self.readers = Readers(self.path, settings["max_open_chunk_files"], files)
         self.chunks = recovered.chunks
         #: Groups by id: all of the store's once it opens (it shares one dict
         #: among its disks); those on this disk are counted here.
@@ -509,7 +509,7 @@ class Disk:
             fd = self.readers.open(chunk.start)
         length = APPEND_OVERHEAD + size
         at = offset - chunk.start
-        data = os.pread(fd, length, at)
+        data = self.readers.files.pread(fd, length, at)
         if len(data) != length:
             raise CorruptedLog(chunk_path(self.path, chunk.start), at,
                                f"short read: {len(data)} of {length} bytes")

@@ -14,6 +14,7 @@ import collections
 import logging
 import threading
 
+from workers.files import OS_FILES
 from workers.policy import FlushPolicy
 from workers.writer import ChunkWriter
 
@@ -32,9 +33,8 @@ class ThreadFlusher:
     #: Seconds between attempts while the disk is full.
     retry_interval = 0.2
 
-    def __init__(self, data_dir, on_progress, on_failure, synced=0, on_full=None, fsync=None):
-        kwargs = {} if fsync is None else {"fsync": fsync}
-        self.writer = ChunkWriter(data_dir, **kwargs)
+    def __init__(self, data_dir, on_progress, on_failure, synced=0, on_full=None, fsync=None, files=OS_FILES):
+        self.writer = ChunkWriter(data_dir, fsync=fsync, files=files)
         self.writer.written = self.writer.synced = synced
         self.policy = FlushPolicy(self.writer, on_progress, on_full or (lambda message: None),
                                   self._failed, self.retry_interval)

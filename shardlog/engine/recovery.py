@@ -27,9 +27,9 @@ from typing import NamedTuple
 from shardlog.errors import ChunkGap, ChunkMissing, CorruptedLog
 from shardlog.ops import APPLY_RECORD, apply_append
 from shardlog.types import LogState, next_index
+from workers.files import OS_FILES
 from workers.marks import read_marks
 from workers.naming import chunk_file_name, list_chunks
-from workers.writer import fsync_dir
 
 from . import codec
 from .chunks import ChunkSet
@@ -298,15 +298,15 @@ def resync(data, start):
 TYPE_CODES = frozenset(codec.TYPE_NAMES)
 
 
-def _read_footer(f, size):
+def _read_footer(files, fd, size):
     """The footer of an open chunk file, or None if it does not end with a valid one."""
     if size < 16:
         return None
-    tail = os.pread(f.fileno(), 16, size - 16)
+    tail = files.pread(fd, 16, size - 16)
     at = codec.footer_start(tail, size)
     if at is None:
         return None
-    data = os.pread(f.fileno(), size - at, at)
+    data = files.pread(fd, size - at, at)
     try:
         footer, end = codec.decode_footer(data, 0)
     except (Incomplete, BadRecord):
@@ -314,7 +314,7 @@ def _read_footer(f, size):
     return footer if end == len(data) else None
 
 
-def _check_marks(data_dir, files, marks, salvage):
+def _check_marks(data_dir, files, marks, salvage, fs):
     """The chunk files that form the stream; leftovers of an interrupted deletion go.
 
     Raises ChunkMissing when the oldest chunk the marks name is gone.
@@ -326,9 +326,9 @@ def _check_marks(data_dir, files, marks, salvage):
     for start, path in leftovers:
         log.warning("%s: removing %s: below the stream's start %d (a deletion was interrupted)",
                     data_dir, os.path.basename(path), oldest)
-        os.unlink(path)
+        fs.unlink(path)
     if leftovers:
-        fsync_dir(data_dir)
+        fs.sync_dir(data_dir)
     files = files[len(leftovers):]
     if files and files[0][0] != oldest:
         message = (f"the oldest chunk {chunk_file_name(oldest)} is missing "
@@ -339,7 +339,7 @@ def _check_marks(data_dir, files, marks, salvage):
     return files
 
 
-def replay(data_dir, truncate_incomplete_record=True, mode="tolerate-tail", footers=True):
+def replay(data_dir, truncate_incomplete_record=True, mode="tolerate-tail", footers=True, fs=OS_FILES):
     """Read the chunks of ``data_dir`` and rebuild its groups.
 
     ``mode`` says what to do with damage. ``tolerate-tail`` (the default,
@@ -351,25 +351,26 @@ def replay(data_dir, truncate_incomplete_record=True, mode="tolerate-tail", foot
     (raft-log's rule); anything else is an error. ``salvage``: damaged bytes
     and records that no longer fit are skipped, each reported in
     ``Recovered.lost``: a last resort that loses data, for an operator to
-    choose. ``footers=False`` replays every record of every chunk.
+    choose. ``footers=False`` replays every record of every chunk. ``fs`` does
+    the file operations (workers/files.py).
     """
     if mode not in RECOVERY_MODES:
         raise ValueError(f"recovery mode must be one of {', '.join(RECOVERY_MODES)}, not {mode!r}")
     salvage = mode == "salvage"
     footers = footers and not salvage  # salvage looks at every record
-    files, ignored = list_chunks(data_dir)
+    files, ignored = list_chunks(data_dir, fs)
     for name in ignored:
         log.warning("%s: ignoring %s: not a chunk file name", data_dir, name)
-    marks = read_marks(data_dir)
-    files = _check_marks(data_dir, files, marks, salvage)
-    if files and os.path.getsize(files[-1][1]) < codec.CHUNK_HEADER_SIZE and (
+    marks = read_marks(data_dir, fs)
+    files = _check_marks(data_dir, files, marks, salvage, fs)
+    if files and fs.size(files[-1][1]) < codec.CHUNK_HEADER_SIZE and (
             marks is None or marks[1] <= files[-1][0]):
         # A newest chunk created just before a crash, with nothing whole in it:
         # it goes, and the chunk before it is the newest again.
         log.warning("%s: removing %s: created, but nothing was written to it", data_dir,
                     os.path.basename(files[-1][1]))
-        os.unlink(files[-1][1])
-        fsync_dir(data_dir)
+        fs.unlink(files[-1][1])
+        fs.sync_dir(data_dir)
         files = files[:-1]
     state = _Replay(salvage)
     chunks = state.stream.chunks
@@ -386,9 +387,10 @@ def replay(data_dir, truncate_incomplete_record=True, mode="tolerate-tail", foot
             log.error("%s: %d bytes missing before this chunk (salvage)", path, start - expected)
         last_chunk = i == len(files) - 1
         chunk = chunks.add(start)
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            footer = _read_footer(f, size) if footers else None
+        fd = fs.open(path, "r")
+        try:
+            size = fs.fsize(fd)
+            footer = _read_footer(fs, fd, size) if footers else None
             if footer is not None:
                 state.stream.end = start + size
                 state.footer(footer, chunk, path, size, check=False)
@@ -398,7 +400,9 @@ def replay(data_dir, truncate_incomplete_record=True, mode="tolerate-tail", foot
                 read_footers += 1
                 last_format = codec.FORMAT_VERSION
                 continue
-            data = f.read()
+            data = fs.pread(fd, size, 0)
+        finally:
+            fs.close(fd)
         size, sealed, last_format, chunk_cut = _replay_chunk(
             state, chunk, data, start, path, last_chunk, mode, truncate_incomplete_record, lost,
             None if marks is None else marks[1])
@@ -418,11 +422,11 @@ def replay(data_dir, truncate_incomplete_record=True, mode="tolerate-tail", foot
             chunk.end = expected
             chunks.seal(chunk, state.groups)
     if cut:
-        _cut_file(*cut)
+        fs.truncate(cut[0], cut[2])
     if files and chunks.chunks[-1].records == 0:
         # A last chunk holding nothing (created, then the crash): drop it whole.
-        os.unlink(files[-1][1])
-        fsync_dir(data_dir)
+        fs.unlink(files[-1][1])
+        fs.sync_dir(data_dir)
         chunks.drop_newest()
         files = files[:-1]
         expected = chunks.chunks[-1].end if len(chunks) else None
@@ -443,8 +447,12 @@ def replay(data_dir, truncate_incomplete_record=True, mode="tolerate-tail", foot
     # (the crash came before an fsync): make it durable before anything is
     # built on it. The writer made the older chunks durable before it began
     # the next one.
-    if files and os.path.exists(files[-1][1]):
-        _fsync_path(files[-1][1])
+    if files and fs.exists(files[-1][1]):
+        fd = fs.open(files[-1][1], "r")
+        try:
+            fs.fsync(fd)
+        finally:
+            fs.close(fd)
     for gid in state.prefixes:
         raise CorruptedLog(data_dir, end, f"group {gid}: a relocation run stops before the entries it moves")
     for gid, (path, pos) in list(state.partial.items()):
@@ -589,18 +597,3 @@ def _disagreement(group):
     elif group.last != group.purged:
         return f"last {group.last} but no entry is held above purged {group.purged}"
     return None
-
-
-def _cut_file(path, size, at):
-    with open(path, "r+b") as f:
-        f.truncate(at)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _fsync_path(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -31,6 +31,7 @@ from shardlog.errors import (
 )
 from shardlog.ops import APPEND, NO_RECORD, WRITE_OPS, with_write_ops
 from shardlog.types import LogState
+from workers.files import OS_FILES
 from workers.naming import chunk_path
 
 from . import codec
@@ -45,7 +46,7 @@ from .settings import resolve
 log = logging.getLogger(__name__)
 
 
-def _replay_without_gc(path, settings):
+def _replay_without_gc(path, settings, files):
     """Recovery builds an object or more per group and keeps them all: at a
     million groups the collector's passes over them took a third of the open
     time (2.7 of 8.6 s), finding nothing to free. It is off meanwhile."""
@@ -53,7 +54,7 @@ def _replay_without_gc(path, settings):
     gc.disable()
     try:
         return replay(path, settings["truncate_incomplete_record"], settings["recovery_mode"],
-                      settings["read_footers"])
+                      settings["read_footers"], files)
     finally:
         if enabled:
             gc.enable()
@@ -82,7 +83,7 @@ class Store:
         self.pump = None
 
     @classmethod
-    def open(cls, data_dirs, *, flusher_factory=ThreadFlusher, **settings):
+    def open(cls, data_dirs, *, flusher_factory=ThreadFlusher, files=OS_FILES, **settings):
         """Open (creating if needed) one data directory per disk and recover them.
 
         ``data_dirs`` is a path or a list of paths; settings are those of
@@ -102,10 +103,10 @@ class Store:
         try:
             seen = {}
             for path in data_dirs:
-                os.makedirs(path, exist_ok=True)
-                locks.append(DirLock(path))
+                files.makedirs(path)
+                locks.append(DirLock(path, files))
                 t0 = time.perf_counter()
-                recovered = _replay_without_gc(path, settings)
+                recovered = _replay_without_gc(path, settings, files)
                 for lost_path, offset, length, reason in recovered.lost:
                     log.error("%s: lost %d bytes at offset %d in recovery: %s", lost_path, length, offset, reason)
                 for gid in sorted(seen.keys() & recovered.groups.keys())[:1]:
@@ -116,7 +117,7 @@ class Store:
                          time.perf_counter() - t0,
                          f"; cut a torn tail of {recovered.cut[0]} at {recovered.cut[2]}"
                          if recovered.cut else "")
-                disks.append(Disk(path, settings, recovered, lock, flusher_factory, events))
+                disks.append(Disk(path, settings, recovered, lock, flusher_factory, events, files))
         except BaseException:
             for disk in disks:
                 disk.close()

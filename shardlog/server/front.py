@@ -151,7 +151,7 @@ class Front:
         self._ops = {op: self._write for op in WRITE_OPS}
         self._ops.update(hello=self._hello, flush=self._flush, read=self._read, state=self._state,
                          groups=self._groups, drop_group=self._drop_group, batch=self._batch,
-                         stat=self._stat)
+                         stat=self._stat, events=self._events)
         log.info("serving on %s (pid %d)", self.endpoint, os.getpid())
 
     # ------------------------------------------------------------ the loop
@@ -367,6 +367,9 @@ class Front:
         return {"protocol": PROTOCOL_VERSION, "server": SERVER_NAME,
                 "max_message_size": self.settings["max_message_size"],
                 "max_read_entries": self.settings["max_read_entries"]}
+
+    def _events(self, ident, request_id, msg):
+        return self.store.events(check_u64(msg.get("after", 0), "after"))
 
     def _stat(self, ident, request_id, msg):
         return self.collect_stat(min(check_u64(msg.get("groups", 0), "groups"), 10_000))

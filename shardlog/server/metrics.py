@@ -56,6 +56,10 @@ def render(stat):
          lambda d: d["bytes_on_disk"]),
         ("shardlog_chunks", "gauge", "Chunk files of the disk.", lambda d: d["chunks"]),
         ("shardlog_groups", "gauge", "Groups placed on the disk.", lambda d: d["groups"]),
+        ("shardlog_lagging_groups", "gauge", "Groups pinning the oldest chunk with many live entries "
+         "(relocated after lagging_rounds rotations).", lambda d: len(d["lagging_groups"])),
+        ("shardlog_live_bytes", "gauge", "Bytes of live entries and group states on the disk.",
+         lambda d: d["live_bytes"]),
         ("shardlog_cache_items", "gauge", "Payloads held in memory.", lambda d: d["cache"]["items"]),
         ("shardlog_cache_bytes", "gauge", "Payload bytes held in memory.", lambda d: d["cache"]["bytes"]),
         ("shardlog_cache_hits_total", "counter", "Reads answered from memory.", lambda d: d["cache"]["hits"]),
