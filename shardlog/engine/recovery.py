@@ -394,6 +394,7 @@ def replay(data_dir, truncate_incomplete_record=True, mode="tolerate-tail", foot
             if footer is not None:
                 state.stream.end = start + size
                 state.footer(footer, chunk, path, size, check=False)
+                chunk.records = 2  # at least its header and footer (it is not empty)
                 chunk.end = start + size
                 chunks.seal(chunk, state.groups)
                 expected = chunk.end

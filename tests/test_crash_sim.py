@@ -1,0 +1,176 @@
+"""Power loss at every file operation, on a simulated file system.
+
+A workload that rotates chunks, deletes them, carries idle state forward and
+relocates a small and a lagging group runs on ``SimFiles``; a first run counts
+its file operations, then the machine loses power at each one in turn. After
+each crash the disk is what a reboot finds (unsynced writes torn or lost,
+directory entries not synced undone) and the store must open, holding
+everything acknowledged: its groups are as they were after some operation at
+or after the last acknowledged flush. A crash is also made at every file
+operation of the recovery that follows some of them (its tail cut).
+"""
+
+import random
+
+import pytest
+
+from shardlog import DiskFailed, LogState
+from shardlog.engine import codec
+from shardlog.testing.simfs import SimFiles, SimulatedCrash, open_store
+
+PATH = "/sim/data"
+SETTINGS = dict(chunk_max_size=1024, cache_max_items=8, cache_max_bytes=1024,
+                relocate_max_bytes=300, lagging_rounds=2)
+
+
+class Run:
+    """The workload, and what the store held after each of its operations."""
+
+    def __init__(self, store):
+        self.store = store
+        self.entries = {}  # gid -> {index: (term, payload)}
+        #: Fingerprint of the groups after each operation; ``acked``: how many of
+        #: them a flush had acknowledged (the newest acknowledged is ``acked - 1``).
+        self.fingerprints = []
+        self.acked = 0
+
+    def fingerprint(self):
+        return normal({gid: (self.store.group(gid).state(), tuple(sorted(self.entries.get(gid, {}).items())))
+                       for gid in self.store.groups()})
+
+    def op(self, gid, name, arg):
+        getattr(self.store.group(gid), name)(arg)
+        held = self.entries.setdefault(gid, {})
+        if name == "append":
+            for (term, index), payload in arg:
+                held[index] = (term, payload)
+        elif name == "purge":
+            for index in [i for i in held if i <= arg[1]]:
+                del held[index]
+        self.fingerprints.append(self.fingerprint())
+
+    def flush(self):
+        self.store.flush()
+        self.acked = len(self.fingerprints)
+
+    def drop(self, gid):
+        after = {g: held for g, held in self.fingerprint().items() if g != gid}
+        self.fingerprints.append(after)  # issued: it may be durable even if the call fails
+        self.entries.pop(gid, None)
+        self.store.drop_group(gid)  # durable on return
+        self.acked = len(self.fingerprints)
+
+    def workload(self):
+        self.op(1, "save_vote", (1, 1))  # idle: its entry is relocated
+        self.op(5, "save_vote", (2, 1))  # idle, no entries: its state is carried forward
+        self.op(1, "append", [((1, 0), b"idle entry")])
+        self.op(2, "append", [((1, i), b"L" * 60) for i in range(6)])  # lagging: over 300 bytes
+        self.op(4, "append", [((1, 0), b"dropped soon")])
+        self.flush()
+        for i in range(70):
+            self.op(3, "append", [((1, i), bytes([65 + i % 26]) * 50)])
+            if i >= 2:
+                self.op(3, "purge", (1, i - 2))
+            if i % 15 == 7:
+                self.op(3, "commit", (1, i))
+            if i == 30:
+                self.drop(4)
+            if i % 2:
+                self.flush()
+        self.flush()
+
+
+EMPTY = (LogState(), ())
+
+
+def normal(groups):
+    """Groups as a Raft node sees them: an empty group is one that does not exist.
+    (A group's first write is two records, its creation and the op: a crash may
+    keep the first alone.)"""
+    return {gid: held for gid, held in groups.items() if held != EMPTY}
+
+
+def recovered(store):
+    out = {}
+    for gid in store.groups():
+        g = store.group(gid)
+        out[gid] = (g.state(), tuple((i, (t, p)) for (t, i), p in g.read(0, 10 ** 6)))
+    return normal(out)
+
+
+def crash_and_check(crash_at, rng, recovery_crash_at=None):
+    fs = SimFiles(crash_at=crash_at)
+    run = None
+    try:
+        store = open_store(fs, PATH, **SETTINGS)
+        run = Run(store)
+        run.workload()
+        store.close()
+    except (SimulatedCrash, DiskFailed):
+        pass
+    assert fs.crashed, "the crash point lies within the workload"
+    disk = fs.after_crash(rng)
+    if recovery_crash_at is not None:  # power lost again, during recovery
+        disk.crash_at = recovery_crash_at
+        try:
+            open_store(disk, PATH, **SETTINGS).close()
+            return False  # recovery needed fewer operations
+        except (SimulatedCrash, DiskFailed):
+            pass
+        disk = disk.after_crash(rng)
+    with open_store(disk, PATH, **SETTINGS) as store:
+        got = recovered(store)
+    acked = run.acked if run else 0
+    candidates = (run.fingerprints if run else [])[max(acked - 1, 0):] or [{}]
+    if acked == 0:
+        candidates = [{}] + candidates
+    assert got in candidates, (f"crash at operation {crash_at}: recovered {got}, acknowledged "
+                               f"{candidates[0] if acked else 'nothing'}")
+    return True
+
+
+def test_the_workload_exercises_what_crashes_must_not_break():
+    fs = SimFiles()
+    store = open_store(fs, PATH, **SETTINGS)
+    run = Run(store)
+    run.workload()
+    disk = store._disks[0]
+    flusher = disk.flusher.writer.stats
+    events = [e["kind"] for e in store.events()["events"]]
+    store.close()
+    assert flusher["removed"] >= 5, "chunks were deleted"
+    assert "lagging" in events and "relocated" in events, "a lagging group was reported, then relocated"
+    records = [rec for name in fs.file_names(PATH) if name.startswith("r-")
+               for _, rec, _ in codec.iter_records(fs.read(f"{PATH}/{name}"))]
+    assert any(rec.type == codec.STATE and rec.gid == 5 for rec in records), "a state was carried forward"
+    assert any(rec.type == codec.RELOCATE for rec in records)
+    with open_store(fs, PATH, **SETTINGS) as store:
+        assert recovered(store) == run.fingerprints[-1]
+
+
+def operations():
+    fs = SimFiles()
+    store = open_store(fs, PATH, **SETTINGS)
+    Run(store).workload()
+    store.close()
+    return fs.ops
+
+
+def test_power_loss_at_every_file_operation():
+    total = operations()
+    assert total > 200
+    rng = random.Random(1)
+    for crash_at in range(1, total + 1):
+        crash_and_check(crash_at, rng)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_power_loss_again_during_recovery(seed):
+    """Crash, then crash at each operation of the recovery (cutting the torn tail,
+    deleting what a deletion left behind), then recover."""
+    rng = random.Random(seed)
+    total = operations()
+    for crash_at in random.Random(seed).sample(range(1, total + 1), 12):
+        k = 1
+        while crash_and_check(crash_at, rng, recovery_crash_at=k):
+            k += 1
