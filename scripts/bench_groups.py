@@ -14,6 +14,12 @@ setting, beside the setting with no idle groups measured in the same run:
 - RSS per idle group after creating them, open time and RSS after a reopen;
 - chunk files on disk and descriptors the process holds open.
 
+With ``--lagging N``, a second part: one group that never purges appends an
+entry each round beside busy groups that do, for N rounds, and the bytes on
+disk are sampled against the bound relocation keeps (twice the live bytes,
+entries and group states, plus four chunks). Reported: the highest ratio of
+disk bytes to that bound, and to the live bytes alone.
+
 Machines here are shared and noisy: read the ratios, not the absolutes.
 """
 
@@ -74,6 +80,31 @@ def run(path, idle, busy, rounds, settings):
     return out
 
 
+def run_lagging(path, busy, rounds, settings, every=10):
+    """One lagging group beside ``busy`` churning ones: disk bytes over time."""
+    samples = []
+    with Store.open(path, **settings) as store:
+        disk = store._disks[0]
+        lagging = busy  # the group after the busy ones
+        for r in range(rounds):
+            with store.batch(flush=True) as b:
+                for gid in range(busy):
+                    b.group(gid).append([((1, r), PAYLOAD)])
+                    if r >= 5:
+                        b.group(gid).purge((1, r - 5))
+                b.group(lagging).append([((1, r), PAYLOAD)])
+            if r % every == every - 1:
+                store.flush()
+                on_disk = sum(os.path.getsize(os.path.join(path, n)) for n in os.listdir(path)
+                              if n.startswith("r-"))
+                live = disk.live_size()
+                samples.append((r + 1, on_disk, live, 2 * live + 4 * settings["chunk_max_size"]))
+        events = [e["kind"] for e in store.events()["events"]]
+    return {"samples": samples, "events": events,
+            "max_vs_bound": max(d / bound for _, d, _, bound in samples),
+            "max_vs_live": max(d / live for _, d, live, _ in samples)}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--idle", default="0,20000", help="idle group counts, comma-separated")
@@ -82,6 +113,8 @@ def main(argv=None):
     ap.add_argument("--chunk-max-size", type=int, default=4 << 20,
                     help="engine setting; small by default so that a short run rotates chunks (default 4 MiB)")
     ap.add_argument("--dir", help="where to write (default: a temporary directory)")
+    ap.add_argument("--lagging", type=int, default=0, metavar="ROUNDS",
+                    help="also run ROUNDS rounds with one group that never purges (see above)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     args = ap.parse_args(argv)
     settings = {"chunk_max_size": args.chunk_max_size}
@@ -93,8 +126,15 @@ def main(argv=None):
             shutil.rmtree(os.path.join(base, f"idle-{idle}"), ignore_errors=True)
     finally:
         shutil.rmtree(base, ignore_errors=True)
+    lagging = None
+    if args.lagging:
+        base = tempfile.mkdtemp(prefix="shardlog-lagging-", dir=args.dir)
+        try:
+            lagging = run_lagging(base, args.busy, args.lagging, settings)
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps({"idle": results, "lagging": lagging}, indent=2))
         return
     fresh = next((r for r in results if r["idle"] == 0), results[0])
     print(f"{'idle groups':>12} {'busy entries/s':>15} {'vs fresh':>8} {'bytes/payload':>13} {'vs fresh':>8} "
@@ -107,6 +147,15 @@ def main(argv=None):
               f"{r['bytes_per_payload_byte'] / fresh['bytes_per_payload_byte']:>7.2f}x "
               f"{rss:>14} {r['open_s']:>7.2f} {r['rss_after_open_per_group']:>12,.0f} B "
               f"{r['chunks']:>6} {r['descriptors']:>4}")
+    if lagging:
+        print(f"\none lagging group beside {args.busy} busy ones, {args.lagging} rounds "
+              f"(events: {', '.join(lagging['events']) or 'none'}):")
+        print(f"{'round':>6} {'disk bytes':>12} {'live bytes':>12} {'bound':>12} {'disk/bound':>10}")
+        samples = lagging["samples"]
+        for r, on_disk, live, bound in samples[::max(1, len(samples) // 10)] + samples[-1:]:
+            print(f"{r:>6} {on_disk:>12,} {live:>12,} {bound:>12,} {on_disk / bound:>10.2f}")
+        print(f"highest disk/bound {lagging['max_vs_bound']:.2f} (goal <= 1), "
+              f"highest disk/live {lagging['max_vs_live']:.2f}")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,11 @@ log = logging.getLogger(__name__)
 
 #: What a group's state costs on disk when it is written forward (see Disk.live_size).
 STATE_COST = 128
+#: Chunks above twice the live bytes from which relocation copies (soft), and
+#: which the disk does not pass (hard): see Disk._over_space_bound.
+SOFT_SLACK, HARD_SLACK = 2, 4
+#: Groups a relocation scan looks at per call (it goes on at the next one).
+SCAN_LIMIT = 10_000
 
 # Bound once: the hot path calls them for every entry.
 _pack_append = APPEND_HEAD.pack
@@ -348,8 +353,10 @@ class Disk:
         for chunk in self.chunks.chunks[:-1]:
             if chunk.end is None:
                 break
-            if chunk.live and budget[0] > 0 and self._over_space_bound():
-                self._relocate(chunk, budget)
+            if chunk.live and budget[0] > 0:
+                # Over the soft bound, copy; under it, only look for lagging groups,
+                # so their notice runs before the space is needed.
+                self._relocate(chunk, budget, copy=self._over_space_bound(SOFT_SLACK))
             if chunk.live:
                 break
             if chunk.holders and budget[0] > 0 and (
@@ -396,11 +403,13 @@ class Disk:
         forever."""
         return self.chunks.live_bytes + STATE_COST * self.group_count
 
-    def _over_space_bound(self):
-        """More bytes on disk than twice what is live plus four chunks: the bound
-        relocation keeps (docs/format.md, "Space")."""
-        on_disk = self.end - self.chunks.chunks[0].start
-        return on_disk > 2 * self.live_size() + 4 * self.max_size
+    def _over_space_bound(self, slack=HARD_SLACK, extra=0):
+        """More bytes on disk (and ``extra`` to come) than twice what is live plus
+        ``slack`` chunks. Four is the bound relocation keeps (docs/format.md,
+        "Space"); small groups and lagging ones whose notice ran out are copied
+        from two on."""
+        on_disk = self.end - self.chunks.chunks[0].start + extra
+        return on_disk > 2 * self.live_size() + slack * self.max_size
 
     def _carry_forward(self, chunk, budget):
         """Write the whole state of the groups whose base is ``chunk`` into the
@@ -420,42 +429,53 @@ class Disk:
             budget[0] -= len(record)
             self.after_write()
 
-    def _relocate(self, chunk, budget):
-        """Copy forward the entries of the groups that pin ``chunk`` (the oldest).
+    def _relocate(self, chunk, budget, copy):
+        """Copy forward the entries of the groups that pin ``chunk`` (the oldest),
+        if ``copy`` (the disk is over its soft bound).
 
         A group holding at most ``relocate_max_bytes`` of records is copied at
-        once; a bigger one is lagging: reported (stat, metrics, an event) and
-        copied anyway once it has pinned the oldest chunk for
-        ``lagging_rounds`` rotations. raft-engine asks the application to
-        compact such a group and rewrites it after 9 ignored rounds; here the
-        small ones cost nothing to anyone, and the big ones get the same notice.
+        once; a bigger one is lagging: reported (stat, metrics, an event) as
+        soon as it pins the oldest chunk, and copied once it has pinned it for
+        ``lagging_rounds`` rotations, or at once when its copy would take the
+        disk past its hard bound (the old copy goes only after the new one is
+        durable). raft-engine asks the application to compact such a
+        group and rewrites it after 9 ignored rounds; here the small ones cost
+        nothing to anyone, the notice to the big ones runs while there is
+        still room, and the bound on disk space holds whatever they do.
         """
         touched = chunk.touched
-        while chunk.relocate_cursor < len(touched) and budget[0] > 0:
+        looked = 0
+        while chunk.relocate_cursor < len(touched) and budget[0] > 0 and looked < SCAN_LIMIT:
             group = touched[chunk.relocate_cursor]
             chunk.relocate_cursor += 1
+            looked += 1
             first = group.index.first_offset()
             if self.groups.get(group.gid) is not group or first is None or first >= chunk.end:
                 continue
             size = group.live_bytes()
             rounds = self.lagging.get(group.gid)
-            if size > self.relocate_max_bytes and (rounds is None or rounds < self.lagging_rounds):
+            waiting = (rounds is None or rounds < self.lagging_rounds) and not self._over_space_bound(extra=size)
+            if not copy or (size > self.relocate_max_bytes and waiting):
+                if size <= self.relocate_max_bytes:
+                    continue
                 if rounds is None:
                     self.lagging[group.gid] = 0
                     self.events.add("lagging", gid=group.gid, disk=self.path, entries=len(group.index),
                                     bytes=size, chunk=chunk.start, relocated_after=self.lagging_rounds)
                     log.warning("%s: group %d is lagging: its %d entries (%d bytes) pin chunk %s; "
-                                "it is relocated after %d more rotations unless it purges", self.path,
+                                "after %d rotations, it is copied forward when the disk needs the space "
+                                "unless it purges", self.path,
                                 group.gid, len(group.index), size, chunk_file_name(chunk.start),
                                 self.lagging_rounds)
-                continue
-            if rounds is not None:
-                del self.lagging[group.gid]
+                if not copy or waiting:
+                    continue
+            if size > self.relocate_max_bytes:
+                self.lagging.pop(group.gid, None)
             self._relocate_group(group)
             budget[0] -= size
-            if rounds is not None:
+            if size > self.relocate_max_bytes:
                 self.events.add("relocated", gid=group.gid, disk=self.path, entries=len(group.index),
-                                bytes=size, forced=True)
+                                bytes=size, forced=True, rounds=rounds)
                 log.warning("%s: relocated lagging group %d (%d entries, %d bytes)", self.path,
                             group.gid, len(group.index), size)
 
