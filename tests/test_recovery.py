@@ -8,17 +8,19 @@ import pytest
 from shardlog import ChunkGap, CorruptedLog, DirectoryLocked, LogState, Store
 from shardlog.engine import codec
 
-from .conftest import chunk_names, forget_sync, snapshot
+from .conftest import chunk_names, forget_sync, kill_after_flush, snapshot
 from .test_store import SAMPLE_ENTRIES, SAMPLE_STATE, build_sample_data
 
 
 @pytest.fixture
 def sample(data_dir):
-    """A closed data directory holding the sample; its last record is commit((2, 5))."""
-    with Store.open(data_dir, chunk_max_records=5) as store:
-        g = store.group(1)
-        build_sample_data(g)
-        g.commit((2, 5))
+    """A data directory holding the sample, as a kill after the last flush leaves it;
+    its last record is commit((2, 5))."""
+    store = Store.open(data_dir, chunk_max_records=5)
+    g = store.group(1)
+    build_sample_data(g)
+    g.commit((2, 5))
+    kill_after_flush(store)
     return data_dir
 
 
@@ -61,7 +63,7 @@ def test_reopen_unfinished_tailing_zero_chunk(sample, zeros):
         g = store.group(1)
         assert g.state() == SAMPLE_STATE._replace(committed=(2, 5))
         assert list(g.read(0, 100)) == SAMPLE_ENTRIES
-    assert f.stat().st_size == size
+        assert f.stat().st_size == size  # (a clean close then seals it)
 
 
 def test_reopen_unfinished_tailing_not_all_zero_chunk(sample):
@@ -81,7 +83,7 @@ def test_reopen_unfinished_tailing_not_all_zero_chunk(sample):
     # The default takes it for what a crash leaves past the synced point.
     with reopen(sample) as store:
         assert store.group(1).state() == SAMPLE_STATE._replace(committed=(2, 5))
-    assert f.stat().st_size == size
+        assert f.stat().st_size == size
 
 
 def test_reopen_unfinished_non_last_chunk(sample):
@@ -122,7 +124,7 @@ def test_damaged_tail_of_the_newest_chunk_is_cut_by_default(sample, caplog):
     with caplog.at_level(logging.WARNING), reopen(sample) as store:
         assert store.group(1).state() == SAMPLE_STATE, "the damaged commit is gone"
         assert list(store.group(1).read(0, 100)) == SAMPLE_ENTRIES
-    assert f.stat().st_size == size - COMMIT_LEN
+        assert f.stat().st_size == size - COMMIT_LEN
     assert any("cutting damaged tail" in r.getMessage() for r in caplog.records)
 
 

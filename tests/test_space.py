@@ -10,7 +10,7 @@ from shardlog.compat import export_raft_log, read_raft_log
 from shardlog.engine import codec
 from workers.marks import MARKS_FILE
 
-from .conftest import chunk_names, forget_sync
+from .conftest import chunk_names, forget_sync, kill_after_flush
 
 SMALL = dict(chunk_max_size=4096, cache_max_items=10, cache_max_bytes=4096)
 
@@ -130,12 +130,24 @@ def test_restarts_leave_no_chunk_behind(data_dir):
 
 @pytest.fixture
 def sealed(data_dir):
-    """A closed data directory of several chunks, all records durable."""
-    with Store.open(data_dir, chunk_max_records=6) as store:
-        g = store.group(1)
-        g.append([((1, i), b"e%d" % i) for i in range(20)])
-        g.commit((1, 19))
+    """A data directory of several chunks, all records durable, left as a process
+    killed after its last flush leaves it (its newest chunk unsealed)."""
+    store = Store.open(data_dir, chunk_max_records=6)
+    g = store.group(1)
+    g.append([((1, i), b"e%d" % i) for i in range(20)])
+    g.commit((1, 19))
+    kill_after_flush(store)
     return data_dir
+
+
+def test_a_clean_close_seals_the_newest_chunk(data_dir):
+    """So that the next open reads footers only."""
+    with Store.open(data_dir, chunk_max_records=6) as store:
+        store.group(1).append([((1, i), b"e%d" % i) for i in range(8)])
+    with Store.open(data_dir) as store:
+        assert store._disks[0].chunks.chunks[-2].end is not None
+    from shardlog.engine.recovery import replay
+    assert replay(str(data_dir)).records <= 2, "all but a new chunk's header came from footers"
 
 
 def test_missing_oldest_chunk_is_named(sealed):

@@ -194,6 +194,9 @@ class Store:
         if self._closed:
             return
         try:
+            with self._lock:
+                for disk in self._disks:
+                    disk.seal_for_close()
             self.flush()
         except ShardlogError as exc:
             log.error("closing with an unflushed disk: %s", exc)
