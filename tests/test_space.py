@@ -212,3 +212,4 @@ def test_leftovers_of_an_interrupted_deletion_are_removed(sealed):
     with Store.open(sealed) as store:
         assert not stale.exists()
         assert [i for (_, i), _ in store.group(1).read(0, 30)] == list(range(15, 21))
+

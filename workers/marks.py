@@ -74,7 +74,7 @@ class MarksWriter:
         """Make the file exist before the first chunk does, so that chunks without
         marks mean a deleted marks file. True if it was created (the caller
         then fsyncs the directory)."""
-        if self._fd is not None or self._files.exists(self.path):
+        if self._fd is not None or self._seq:  # (a file without a whole slot counts as none)
             return False
         self._write(durable=True)
         self._write(durable=True)  # both slots whole

@@ -28,7 +28,7 @@ from shardlog.errors import ChunkGap, ChunkMissing, CorruptedLog
 from shardlog.ops import APPLY_RECORD, apply_append
 from shardlog.types import LogState, next_index
 from workers.files import OS_FILES
-from workers.marks import read_marks
+from workers.marks import MarksWriter, read_marks
 from workers.naming import chunk_file_name, list_chunks
 
 from . import codec
@@ -93,6 +93,8 @@ class _Replay:
         self.partial = {}
         self.salvage = salvage
         self.records = 0
+        #: gid -> the Relocate records of a run not yet whole (see relocate_record).
+        self.runs = {}
         #: Equal log ids and votes of different groups share one tuple (at 1M
         #: groups, a tuple per field per group is most of their memory).
         self.shared_ids = {}
@@ -111,6 +113,8 @@ class _Replay:
     def record(self, rec, path, pos):
         """Apply one record that is not an Append."""
         rtype, gid, value = rec
+        if gid in self.runs:
+            raise CorruptedLog(path, pos, f"a record of group {gid} inside one of its relocation runs")
         if rtype == codec.GROUP_CREATE:
             if gid in self.groups and gid not in self.partial:
                 raise CorruptedLog(path, pos, f"group {gid} created twice")
@@ -125,12 +129,29 @@ class _Replay:
             self.partial.pop(gid, None)
             self.stream.chunks.leave_base(group, self.stream.end)
         else:
-            if rtype == codec.STATE:
+            if rtype == codec.STATE:  # the whole state: its base may go
                 self.partial.pop(gid, None)
+                self.stream.chunks.leave_base(group, self.stream.end)
             APPLY_RECORD[rtype](group, value)
 
+    def relocate_record(self, gid, term, index, offset, size, path, pos):
+        """A Relocate record. A run (all of a group's live entries, in order, in
+        one write) takes effect only whole: a crash may keep part of it, and
+        its originals are then all still there (their chunks go only once the
+        whole run is durable). So the run waits here until it reaches the
+        group's last entry; one cut short is dropped at the end of replay."""
+        group = self.groups.get(gid)
+        run = self.runs.setdefault(gid, [])
+        run.append((term, index, offset, size, path, pos))
+        idx = None if group is None else group.index
+        if idx is None or not len(idx) or index >= idx.last_index:
+            # The run is whole (with no original held, nothing else can be).
+            del self.runs[gid]
+            for term, index, offset, size, path, pos in run:
+                self.relocate(gid, term, index, offset, size, path, pos)
+
     def relocate(self, gid, term, index, offset, size, path, pos):
-        """A Relocate record: the entry's new place.
+        """A Relocate record of a whole run: the entry's new place.
 
         A relocation copies all of a group's live entries, in order, and the
         chunks of the copied records go only once the whole run is durable.
@@ -390,7 +411,9 @@ def replay(data_dir, truncate_incomplete_record=True, mode="tolerate-tail", foot
         fd = fs.open(path, "r")
         try:
             size = fs.fsize(fd)
-            footer = _read_footer(fs, fd, size) if footers else None
+            # Not the newest chunk's: its last bytes may be a client's payload (it
+            # is replayed; after a clean close it holds only a header).
+            footer = _read_footer(fs, fd, size) if footers and not last_chunk else None
             if footer is not None:
                 state.stream.end = start + size
                 state.footer(footer, chunk, path, size, check=False)
@@ -454,14 +477,21 @@ def replay(data_dir, truncate_incomplete_record=True, mode="tolerate-tail", foot
             fs.fsync(fd)
         finally:
             fs.close(fd)
+    for gid, run in state.runs.items():  # cut short by a crash: the originals hold
+        log.warning("%s: group %d: dropping a relocation run cut short at its %d entries", data_dir, gid, len(run))
     for gid in state.prefixes:
-        raise CorruptedLog(data_dir, end, f"group {gid}: a relocation run stops before the entries it moves")
+        message = f"group {gid}: a relocation run stops before the entries it moves"
+        if not salvage:
+            raise CorruptedLog(data_dir, end, message)
+        log.error("%s: %s (salvage)", data_dir, message)
     for gid, (path, pos) in list(state.partial.items()):
         message = f"group {gid} has records but no state: the chunk holding it is missing"
         if not salvage:
             raise ChunkMissing(path, pos, message)
         log.error("%s: offset %d: %s (salvage): kept as replayed", path, pos, message)
-    if len(chunks) and chunks.chunks[-1].end is None and last_format == codec.FORMAT_VERSION:
+    damaged_newest = salvage and files and any(path == files[-1][1] for path, *_ in lost)
+    if len(chunks) and chunks.chunks[-1].end is None and last_format == codec.FORMAT_VERSION \
+            and not damaged_newest:
         pass  # the newest chunk is written on
     elif len(chunks):
         chunks.open = None  # sealed, or of format 1: the disk starts a new chunk
@@ -485,6 +515,13 @@ def replay(data_dir, truncate_incomplete_record=True, mode="tolerate-tail", foot
             held = group.index
             log.error("%s: group %d: %s (salvage): last set to the last entry held", data_dir, gid, reason)
             group.last = (held.terms[-1], held.last_index) if len(held) else group.purged
+    if salvage:
+        # What was salvaged is the stream now: the marks say so, or the next
+        # open would refuse what this one accepted.
+        oldest = chunks.chunks[0].start if len(chunks) else end
+        marks_writer = MarksWriter(data_dir, oldest, end, fs)
+        marks_writer.set_oldest(oldest)
+        marks_writer.close()
     return Recovered(chunks, state.groups, end, cut, state.records, lost, read_footers)
 
 
@@ -520,8 +557,11 @@ def _replay_chunk(state, chunk, data, start, path, last_chunk, mode, truncate_in
                     raise BadRecord("crc32 checksum mismatch in an append")
                 stream.end = start + end
                 if rtype == RELOCATE:
-                    state.relocate(gid, term, index, start + pos, n, path, pos)
+                    state.relocate_record(gid, term, index, start + pos, n, path, pos)
                 else:
+                    if gid in state.runs:
+                        raise CorruptedLog(path, pos, f"an append of group {gid} inside one of its "
+                                                      "relocation runs")
                     group = state.group(gid, path, pos)
                     idx = group.index
                     if len(idx) and index != idx.next_index():
