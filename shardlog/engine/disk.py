@@ -249,7 +249,7 @@ class Disk:
         chunk = self.chunks.open
         if chunk.records <= 1 or self.failed is not None or self.full is not None:
             return
-        self._rotate()
+        self._rotate(lagging_round=False)
 
     def _seal(self, chunk):
         record = encode_footer(chunk, self.groups)
@@ -260,7 +260,7 @@ class Disk:
         self._send(sync=False)
         self.chunks.seal(chunk, self.groups)
 
-    def _rotate(self):
+    def _rotate(self, lagging_round=True):
         """Seal the open chunk with its footer and open the next one.
 
         The footer's work is proportional to what the chunk holds (the groups
@@ -269,7 +269,8 @@ class Disk:
         old = self.chunks.open
         self._seal(old)
         self._open_chunk()
-        self._count_lagging_round()
+        if lagging_round:  # (a close is no round of notice)
+            self._count_lagging_round()
         log.info("%s: sealed chunk %s (%d records, %d groups, %d bytes), opened %s", self.path,
                  chunk_file_name(old.start), old.records, len(old.touched), old.end - old.start,
                  chunk_file_name(self.chunks.open.start))
@@ -430,12 +431,7 @@ class Disk:
     def _carry_forward(self, chunk, budget):
         """Write the whole state of the groups whose base is ``chunk`` into the
         open chunk (raft-log's State record), so that ``chunk`` can go."""
-        touched = chunk.touched
-        looked = 0
-        while chunk.carry_cursor < len(touched) and budget[0] > 0 and looked < SCAN_LIMIT:
-            group = touched[chunk.carry_cursor]
-            chunk.carry_cursor += 1
-            looked += 1
+        for group in _scan(chunk, "carry_cursor", budget):
             if group.base is not chunk:
                 continue
             if self.groups.get(group.gid) is not group:  # dropped: nothing to carry
@@ -461,13 +457,8 @@ class Disk:
         nothing to anyone, the notice to the big ones runs while there is
         still room, and the bound on disk space holds whatever they do.
         """
-        touched = chunk.touched
         end = chunk.end
-        looked = 0
-        while chunk.relocate_cursor < len(touched) and budget[0] > 0 and looked < SCAN_LIMIT:
-            group = touched[chunk.relocate_cursor]
-            chunk.relocate_cursor += 1
-            looked += 1
+        for group in _scan(chunk, "relocate_cursor", budget):
             head = group.head
             held = len(group.terms) - head
             # Cheapest tests first: most groups of an old chunk left it, or hold
@@ -613,6 +604,19 @@ class Disk:
     def close(self):
         self.flusher.close()
         self.readers.close()
+
+
+def _scan(chunk, cursor, budget):
+    """The groups that touched ``chunk``, from where its scan ``cursor`` (an
+    attribute) stopped, at most SCAN_LIMIT of them and while ``budget[0]``
+    (bytes to copy) lasts; the cursor moves on as they are taken."""
+    touched = chunk.touched
+    for _ in range(SCAN_LIMIT):
+        at = getattr(chunk, cursor)
+        if at >= len(touched) or budget[0] <= 0:
+            return
+        setattr(chunk, cursor, at + 1)
+        yield touched[at]
 
 
 def encode_footer(chunk, groups):
