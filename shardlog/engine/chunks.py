@@ -102,16 +102,10 @@ class ChunkSet:
         that still exists (``groups``: gid -> group), and the chunks they left
         may go once that footer is durable."""
         for group in chunk.touched:
-            base = group.base
-            if base is not None:
-                base.holders -= 1
-                if base.free_at < chunk.end:
-                    base.free_at = chunk.end
+            self.leave_base(group, chunk.end)
             if groups.get(group.gid) is group:
                 group.base = chunk
                 chunk.holders += 1
-            else:
-                group.base = None
 
     def leave_base(self, group, now):
         """The group's whole state (or its drop) was written again, in a record

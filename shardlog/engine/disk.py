@@ -252,7 +252,7 @@ class Disk:
         self._rotate(lagging_round=False)
 
     def _seal(self, chunk):
-        record = encode_footer(chunk, self.groups)
+        record = _footer_record(chunk, self.groups)
         self.pending += record
         self.end += len(record)
         chunk.records += 1
@@ -470,10 +470,12 @@ class Disk:
                 continue
             size = group.live_bytes()
             rounds = self.lagging.get(group.gid)
-            waiting = (rounds is None or rounds < self.lagging_rounds) and not self._over_space_bound(extra=size)
-            if not copy or (size > self.relocate_max_bytes and waiting):
-                if size <= self.relocate_max_bytes:
+            lagging = size > self.relocate_max_bytes
+            if not lagging:
+                if not copy:
                     continue
+            elif not copy or ((rounds is None or rounds < self.lagging_rounds)
+                              and not self._over_space_bound(extra=size)):  # its notice runs on
                 if rounds is None:
                     self.lagging[group.gid] = 0
                     self.events.add("lagging", gid=group.gid, disk=self.path, entries=len(group.index),
@@ -483,13 +485,12 @@ class Disk:
                                 "unless it purges", self.path,
                                 group.gid, len(group.index), size, chunk_file_name(chunk.start),
                                 self.lagging_rounds)
-                if not copy or waiting:
-                    continue
-            if size > self.relocate_max_bytes:
+                continue
+            if lagging:
                 self.lagging.pop(group.gid, None)
             self._relocate_group(group)
             budget[0] -= size
-            if size > self.relocate_max_bytes:
+            if lagging:
                 self.events.add("relocated", gid=group.gid, disk=self.path, entries=len(group.index),
                                 bytes=size, forced=True, rounds=rounds)
                 log.warning("%s: relocated lagging group %d (%d entries, %d bytes)", self.path,
@@ -619,7 +620,7 @@ def _scan(chunk, cursor, budget):
         yield touched[at]
 
 
-def encode_footer(chunk, groups):
+def _footer_record(chunk, groups):
     """The footer sealing ``chunk``: each group it touched, with its state now
     and where its entries are (codec.FooterGroup)."""
     entries = []

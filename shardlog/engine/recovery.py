@@ -496,18 +496,8 @@ def replay(data_dir, truncate_incomplete_record=True, mode="tolerate-tail", foot
     elif len(chunks):
         chunks.open = None  # sealed, or of format 1: the disk starts a new chunk
     for gid, group in state.groups.items():
-        # Inlined, the common case: this runs once per group.
-        terms = group.terms
-        held = len(terms) - group.head
-        if held:
-            last, purged = group.last, group.purged
-            if last is not None and last[0] == terms[-1] and last[1] == group.first + held - 1 and (
-                    purged is None or purged < (terms[group.head], group.first)):
-                continue
-        else:
+        if group.head == len(group.terms):
             group.first = next_index(group.last)
-            if group.last == group.purged:
-                continue
         reason = _disagreement(group)
         if reason is not None:
             if not salvage:
@@ -627,14 +617,17 @@ def _replay_chunk(state, chunk, data, start, path, last_chunk, mode, truncate_in
 
 def _disagreement(group):
     """What is wrong when a replayed group's state disagrees with the entries it holds
-    (the writer never leaves it so; appends would be misfiled on top of it), or None."""
-    held = group.index
-    if len(held):
-        last_held = (held.terms[-1], held.last_index)
-        if group.last != last_held:
-            return f"last {group.last} but the last entry held is {last_held}"
-        if group.purged is not None and not group.purged < (held.terms[held.head], held.first):
-            return f"purged {group.purged} is not below the first entry held"
-    elif group.last != group.purged:
-        return f"last {group.last} but no entry is held above purged {group.purged}"
+    (the writer never leaves it so; appends would be misfiled on top of it), or None.
+    It runs once per group at open: attributes, not methods."""
+    terms, head = group.terms, group.head
+    held = len(terms) - head
+    last, purged = group.last, group.purged
+    if held:
+        last_held = (terms[-1], group.first + held - 1)
+        if last != last_held:
+            return f"last {last} but the last entry held is {last_held}"
+        if purged is not None and not purged < (terms[head], group.first):
+            return f"purged {purged} is not below the first entry held"
+    elif last != purged:
+        return f"last {last} but no entry is held above purged {purged}"
     return None

@@ -101,7 +101,7 @@ class Store:
         events = EventLog()
         locks, disks = [], []
         try:
-            seen = {}
+            seen = {}  # path -> its groups
             for path in data_dirs:
                 files.makedirs(path)
                 locks.append(DirLock(path, files))
@@ -109,9 +109,10 @@ class Store:
                 recovered = _replay_without_gc(path, settings, files)
                 for lost_path, offset, length, reason in recovered.lost:
                     log.error("%s: lost %d bytes at offset %d in recovery: %s", lost_path, length, offset, reason)
-                for gid in sorted(seen.keys() & recovered.groups.keys())[:1]:
-                    raise InvalidArgument(f"group {gid} is in both {seen[gid]} and {path}")
-                seen.update(dict.fromkeys(recovered.groups, path))
+                for other_path, other in seen.items():  # (no dict of every gid built for this)
+                    for gid in sorted(other.keys() & recovered.groups.keys())[:1]:
+                        raise InvalidArgument(f"group {gid} is in both {other_path} and {path}")
+                seen[path] = recovered.groups
                 log.info("%s: recovered %d groups from %d footers and %d records in %d chunks in %.3f s%s",
                          path, len(recovered.groups), recovered.footers, recovered.records, len(recovered.chunks),
                          time.perf_counter() - t0,

@@ -92,11 +92,7 @@ class SimFiles:
     def open(self, path, mode):
         with self._lock:
             self._op(f"open {path}")
-            f = self._files.get(path)
-            if f is None:
-                if mode == "r":
-                    raise FileNotFoundError(2, "No such file or directory", path)
-                f = self._files[path] = _File()
+            f = self._file(path) if mode == "r" else self._files.setdefault(path, _File())
             fd = self._next_fd
             self._next_fd += 1
             self._fds[fd] = f
@@ -149,19 +145,21 @@ class SimFiles:
             self._op(f"stat {path}")
             return path in self._files or path in self._dirs
 
+    def _file(self, path):
+        f = self._files.get(path)
+        if f is None:
+            raise FileNotFoundError(2, "No such file or directory", path)
+        return f
+
     def size(self, path):
         with self._lock:
             self._op(f"stat {path}")
-            if path not in self._files:
-                raise FileNotFoundError(2, "No such file or directory", path)
-            return len(self._files[path].data)
+            return len(self._file(path).data)
 
     def read(self, path):
         with self._lock:
             self._op(f"read {path}")
-            if path not in self._files:
-                raise FileNotFoundError(2, "No such file or directory", path)
-            return bytes(self._files[path].data)
+            return bytes(self._file(path).data)
 
     def unlink(self, path):
         with self._lock:
@@ -188,7 +186,7 @@ class SimFiles:
     def truncate(self, path, size):
         with self._lock:
             self._op(f"truncate {path}")
-            f = self._files[path]
+            f = self._file(path)
             del f.data[size:]
             f.durable = bytes(f.data)  # durably, as OsFiles.truncate
             f.pending.clear()
