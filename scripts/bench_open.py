@@ -3,7 +3,7 @@
     .venv/bin/python scripts/bench_open.py [--groups 1000000] [--entries 10000000] [--dir /dev/shm]
 
 Builds two data directories with the embedded Store: GROUPS groups holding a
-vote and one 100 B entry each, and ENTRIES entries of 100 B spread over
+vote and one 100 B entry each (with --distinct, at log ids of their own), and ENTRIES entries of 100 B spread over
 --entry-groups groups. Each is then opened in a fresh process (so memory left
 over from building is not counted), once reading the sealed chunks' footers
 (the default) and once replaying every record (``read_footers=False``).
@@ -31,12 +31,19 @@ PAYLOAD = b"p" * 100
 SETTINGS = {"chunk_max_size": 64 << 20}
 
 
-def build_groups(path, groups):
+def build_groups(path, groups, distinct):
+    """Each group: a vote and one entry. With ``distinct``, each group's entry
+    is at an index of its own and committed, as in a real host, so no two
+    groups share a log id (the open shares equal ones)."""
     with Store.open(path, max_groups=groups + 1, **SETTINGS) as store:
         for start in range(0, groups, 10_000):
             with store.batch() as b:
                 for gid in range(start, min(groups, start + 10_000)):
-                    b.group(gid).save_vote((1, 1)).append([((1, 0), PAYLOAD)])
+                    if distinct:
+                        log_id = (2, 1000 + gid)
+                        b.group(gid).save_vote((3, gid % 5)).append([(log_id, PAYLOAD)]).commit(log_id)
+                    else:
+                        b.group(gid).save_vote((1, 1)).append([((1, 0), PAYLOAD)])
 
 
 def build_entries(path, entries, groups):
@@ -77,6 +84,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--groups", type=int, default=1_000_000, help="groups of the first store (0: skip it)")
     ap.add_argument("--entries", type=int, default=10_000_000, help="entries of the second store (0: skip it)")
+    ap.add_argument("--distinct", action="store_true",
+                    help="groups of the first store at indexes of their own, committed (no log id shared)")
     ap.add_argument("--entry-groups", type=int, default=100, help="groups the entries are spread over")
     ap.add_argument("--dir", help="where to write (default: a temporary directory; /dev/shm is quickest)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -84,7 +93,7 @@ def main(argv=None):
     base = tempfile.mkdtemp(prefix="shardlog-open-", dir=args.dir)
     results = []
     try:
-        for name, size, build in (("groups", args.groups, lambda p: build_groups(p, args.groups)),
+        for name, size, build in (("groups", args.groups, lambda p: build_groups(p, args.groups, args.distinct)),
                                   ("entries", args.entries,
                                    lambda p: build_entries(p, args.entries, args.entry_groups))):
             if not size:

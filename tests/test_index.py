@@ -1,3 +1,5 @@
+from array import array
+
 from shardlog.engine.chunks import ChunkSet
 from shardlog.engine.index import EntryIndex
 
@@ -44,7 +46,7 @@ def test_purge_compacts_the_dead_head():
     idx = filled(0, 20000)
     for upto in range(0, 15000, 100):
         idx.cut_head(idx.span_upto(upto)[1], upto + 1)
-    assert len(idx.terms) < 20000, "dead head was compacted away"
+    assert len(idx.offsets) < 20000, "dead head was compacted away"
     assert idx.locate(15000) == (1 + 1500, 1000 + 50 * 15000, 15000 % 7)
 
 
@@ -69,3 +71,31 @@ def test_chunk_live_counts():
     chunks.release(idx.offsets, start, end, now=500)
     assert (a.live, b.live, a.free_at) == (0, 7, 500)
     assert chunks.pinning_chunk() is b
+
+
+def test_terms_are_one_number_until_they_differ():
+    idx = filled(0, 5)  # every term is 1
+    assert idx.terms == 1, "a run of one term holds no terms array"
+    idx.append(5, 2, 9000, 3)
+    assert [idx.term_at(i) for i in range(6)] == [1, 1, 1, 1, 1, 2]
+    assert idx.locate(5) == (2, 9000, 3) and idx.last_term() == 2
+    assert list(idx.term_column(4, 6)) == [1, 2]
+    idx.cut_tail(idx.span_after(4)[0], 5)  # the term-2 entry truncated away
+    assert idx.terms == 1 and idx.last_term() == 1
+    idx.append(5, 3, 9000, 3)
+    idx.append(6, 3, 9100, 3)
+    idx.cut_head(idx.span_upto(4)[1], 5)  # purged past the last term-1 entry
+    assert idx.terms == 3 and [idx.term_at(i) for i in (4, 5, 6)] == [None, 3, 3]
+    idx.append(7, 2, 9200, 3)  # raft-log does not make terms go up: still right
+    idx.cut_head(idx.span_upto(5)[1], 6)
+    assert [idx.term_at(i) for i in (6, 7)] == [3, 2] and idx.terms.__class__ is not int
+
+
+def test_extend_keeps_or_spreads_the_terms():
+    idx = EntryIndex()
+    idx.start_at(10)
+    idx.extend(array("Q", [4, 4]), array("Q", [1, 2]), array("I", [5, 5]))
+    assert idx.terms == 4 and idx.nbytes() <= 2 * 12 + 64
+    idx.extend(array("Q", [4, 5]), array("Q", [3, 4]), array("I", [5, 5]))
+    assert [idx.term_at(i) for i in range(10, 14)] == [4, 4, 4, 5]
+    assert list(idx.term_column(idx.head, 4)) == [4, 4, 4, 5]

@@ -49,7 +49,7 @@ def check_invariants(store):
         index, last, purged = group.index, group.last, group.purged
         entries = list(store.group(gid).read(0, 2 ** 64 - 1))
         assert [(t, i) for (t, i), _ in entries] == [
-            (index.terms[index.head + k], index.first + k) for k in range(len(index))], gid
+            (index.term_at(index.first + k), index.first + k) for k in range(len(index))], gid
         if purged is not None:
             assert last is not None and last >= purged, (gid, last, purged)
         if entries:

@@ -138,13 +138,14 @@ class Disk:
             return self._append_one(group, entries, apply)
         gid = group.gid
         index = group.index
-        terms, offsets, sizes = index.terms, index.offsets, index.sizes
+        offsets, sizes = index.offsets, index.sizes
         payloads = group.payloads
         if payloads is NO_PAYLOADS:
             payloads = group.payloads = {}
         pack, pack_crc, crc32 = _pack_append, _pack_crc, _crc32
-        if len(terms) == index.head:
-            index.start_at(entries[0][0][1])
+        if len(offsets) == index.head:
+            index.start_at(entries[0][0][1], entries[0][0][0])
+        add_term = index.add_term
         n = len(entries)
         i = 0
         while i < n:
@@ -163,7 +164,7 @@ class Disk:
                 buf += head
                 buf += payload
                 buf += pack_crc(crc32(payload, crc32(head)))
-                terms.append(term)
+                add_term(term)
                 offsets.append(offset)
                 sizes.append(size)
                 payloads[idx] = payload
@@ -189,8 +190,8 @@ class Disk:
         """``append`` of a single entry (the common case of a multi-group batch), shorter."""
         (term, idx), payload = entries[0]
         index = group.index
-        if len(index.terms) == index.head:
-            index.start_at(idx)
+        if len(index.offsets) == index.head:
+            index.start_at(idx, term)
         size = len(payload)
         offset = self.end
         head = _pack_append(APPEND, group.gid, term, idx, size)
@@ -198,7 +199,7 @@ class Disk:
         buf += head
         buf += payload
         buf += _pack_crc(_crc32(payload, _crc32(head)))
-        index.terms.append(term)
+        index.add_term(term)
         index.offsets.append(offset)
         index.sizes.append(size)
         payloads = group.payloads
@@ -460,7 +461,7 @@ class Disk:
         end = chunk.end
         for group in _scan(chunk, "relocate_cursor", budget):
             head = group.head
-            held = len(group.terms) - head
+            held = len(group.offsets) - head
             # Cheapest tests first: most groups of an old chunk left it, or hold
             # one small entry (a survey skips those).
             if not held or group.offsets[head] >= end or (not copy and held == 1
@@ -504,9 +505,9 @@ class Disk:
         are cached until durable, like any unsynced payload.
         """
         idx = group.index
-        head, n = idx.head, len(idx.terms)
+        head, n = idx.head, len(idx.offsets)
         gid, first = group.gid, idx.first
-        terms, offsets, sizes = idx.terms, idx.offsets, idx.sizes
+        terms, offsets, sizes = idx.term_column(head, n), idx.offsets, idx.sizes
         payloads = group.payloads
         if payloads is NO_PAYLOADS:
             payloads = group.payloads = {}
@@ -519,7 +520,7 @@ class Disk:
             payload = payloads.get(index)
             if payload is None:
                 payload = payloads[index] = self.read_payload(offsets[pos], sizes[pos])
-            buf += codec.encode_append(gid, (terms[pos], index), payload, codec.RELOCATE)
+            buf += codec.encode_append(gid, (terms[pos - head], index), payload, codec.RELOCATE)
             moved.append(offset)
             offset += APPEND_OVERHEAD + sizes[pos]
             nbytes += sizes[pos]
@@ -630,7 +631,7 @@ def _footer_record(chunk, groups):
             entries.append(codec.FooterGroup(group.gid, None, 0, 0, 0))
             continue
         idx = group.index
-        n = len(idx.terms)
+        n = len(idx.offsets)
         if n == idx.head:
             entries.append(codec.FooterGroup(group.gid, group.state(), 0, 0, 0))
             continue
@@ -642,7 +643,7 @@ def _footer_record(chunk, groups):
         kept_end = first_here if here > idx.head else 0
         entries.append(codec.FooterGroup(group.gid, group.state(), kept_end, first_here, n - here))
         if here < n:
-            terms += idx.terms[here:]
+            terms += idx.term_column(here, n)
             offsets += idx.offsets[here:]
             sizes += idx.sizes[here:]
     return codec.encode_footer(chunk.start, entries, terms, offsets, sizes)

@@ -94,7 +94,7 @@ class GroupState(EntryIndex):
     def drop_all(self):
         """The group is dropped: every entry it holds is dead."""
         idx = self.index
-        self._release(idx.head, len(idx.terms))
+        self._release(idx.head, len(idx.offsets))
         idx.clear()
         self.payloads = NO_PAYLOADS
 
@@ -128,9 +128,7 @@ class GroupState(EntryIndex):
             return False
         if not len(idx):
             idx.start_at(run_first)
-        idx.terms += terms
-        idx.offsets += offsets
-        idx.sizes += sizes
+        idx.extend(terms, offsets, sizes)
         chunk.live += len(terms)
         self.disk.chunks.live_bytes += sum(sizes) + len(sizes) * APPEND_OVERHEAD
         return True

@@ -166,10 +166,8 @@ class _Replay:
         if prefix is not None and index == idx.first and index == prefix[0] + len(prefix[1]):
             first, terms, offsets, sizes = self.prefixes.pop(gid)
             head = idx.head
-            idx.terms = terms + idx.terms[head:]
-            idx.offsets = offsets + idx.offsets[head:]
-            idx.sizes = sizes + idx.sizes[head:]
-            idx.head, idx.first = 0, first
+            idx.reset(first, (terms + idx.term_column(head, len(idx.offsets)), offsets + idx.offsets[head:],
+                              sizes + idx.sizes[head:]))
         at = idx.position(index)
         if at is None and (not len(idx) or index == idx.next_index()):
             idx.append(index, term, offset, size)
@@ -179,7 +177,7 @@ class _Replay:
             prefix[1].append(term)
             prefix[2].append(offset)
             prefix[3].append(size)
-        elif at is None or idx.terms[at] != term:
+        elif at is None or idx.term_at(index) != term:
             raise CorruptedLog(path, pos, f"relocation of ({term}, {index}) of group {gid}, "
                                           f"which holds no such entry")
         else:
@@ -276,8 +274,9 @@ class _Replay:
             raise CorruptedLog(path, pos, f"footer state of group {fg.gid} disagrees with replay: "
                                           f"{fg.state} != {group.state()}")
         idx = group.index
-        here = [(idx.terms[p], idx.offsets[p]) for p in range(idx.head, len(idx.terms))
-                if idx.offsets[p] >= chunk.start]
+        n = len(idx.offsets)
+        here = [(term, offset) for term, offset in zip(idx.term_column(idx.head, n), idx.offsets[idx.head:])
+                if offset >= chunk.start]
         if here != list(zip(terms, offsets)):
             raise CorruptedLog(path, pos, f"footer entries of group {fg.gid} disagree with replay")
 
@@ -496,7 +495,7 @@ def replay(data_dir, truncate_incomplete_record=True, mode="tolerate-tail", foot
     elif len(chunks):
         chunks.open = None  # sealed, or of format 1: the disk starts a new chunk
     for gid, group in state.groups.items():
-        if group.head == len(group.terms):
+        if group.head == len(group.offsets):
             group.first = next_index(group.last)
         reason = _disagreement(group)
         if reason is not None:
@@ -504,7 +503,7 @@ def replay(data_dir, truncate_incomplete_record=True, mode="tolerate-tail", foot
                 raise CorruptedLog(data_dir, end, f"group {gid}: {reason}")
             held = group.index
             log.error("%s: group %d: %s (salvage): last set to the last entry held", data_dir, gid, reason)
-            group.last = (held.terms[-1], held.last_index) if len(held) else group.purged
+            group.last = (held.last_term(), held.last_index) if len(held) else group.purged
     if salvage:
         # What was salvaged is the stream now: the marks say so, or the next
         # open would refuse what this one accepted.
@@ -620,13 +619,14 @@ def _disagreement(group):
     (the writer never leaves it so; appends would be misfiled on top of it), or None.
     It runs once per group at open: attributes, not methods."""
     terms, head = group.terms, group.head
-    held = len(terms) - head
+    held = len(group.offsets) - head
     last, purged = group.last, group.purged
     if held:
-        last_held = (terms[-1], group.first + held - 1)
+        uniform = terms.__class__ is int
+        last_held = (terms if uniform else terms[-1], group.first + held - 1)
         if last != last_held:
             return f"last {last} but the last entry held is {last_held}"
-        if purged is not None and not purged < (terms[head], group.first):
+        if purged is not None and not purged < (terms if uniform else terms[head], group.first):
             return f"purged {purged} is not below the first entry held"
     elif last != purged:
         return f"last {last} but no entry is held above purged {purged}"
