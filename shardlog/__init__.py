@@ -21,6 +21,7 @@ from shardlog.errors import (
     LogIdReversal,
     LogIndexNotFound,
     ShardlogError,
+    StaleRequest,
     StoreClosed,
     Timeout,
     TooManyGroups,
@@ -33,7 +34,7 @@ _ENGINE = ("Group", "Store")
 __all__ = [
     "ChunkGap", "ChunkMissing", "CorruptedLog", "DirectoryLocked", "DiskFailed", "DiskFull", "Group", "GroupExists",
     "GroupNotFound", "InvalidArgument", "LogIdMismatch", "LogIdNonConsecutive", "LogIdReversal", "LogIndexNotFound",
-    "LogState", "ShardlogError", "Store", "StoreClosed", "Timeout", "TooManyGroups", "VoteReversal",
+    "LogState", "ShardlogError", "StaleRequest", "Store", "StoreClosed", "Timeout", "TooManyGroups", "VoteReversal",
 ]
 
 

@@ -72,13 +72,41 @@ class LogIdNonConsecutive(ShardlogError):
 
 
 class LogIndexNotFound(ShardlogError):
-    """A truncate at an index whose predecessor is not in the log."""
+    """A truncate at an index whose predecessor is not in the log.
+
+    ``index`` is the index whose entry was missing (the one a truncate at
+    ``index + 1`` would keep as the last). Given the truncate's index and the
+    log it met (``first`` and ``last`` index held, or None when none is held;
+    ``purged``), the message says what was wrong and which indexes a truncate
+    accepts (docs/semantics.md); only ``index`` travels as a field.
+    """
 
     fields = ("index",)
 
-    def __init__(self, index):
-        super().__init__(f"log index not found: {index}")
+    def __init__(self, index, truncate_at=None, first=None, last=None, purged=None):
+        if truncate_at is None:
+            message = f"log index not found: {index}"
+        else:
+            message = _truncate_refused(truncate_at, first, last, purged)
+        super().__init__(message)
         self.index = index
+
+
+def _truncate_refused(at, first, last, purged):
+    after_purged = 0 if purged is None else purged[1] + 1
+    if at < after_purged:
+        reason = "it would cut into the purged entries"
+    else:
+        reason = f"no entry at index {at - 1} to keep"
+    held = "no entries" if first is None else f"entries [{first}, {last}]"
+    purge_point = "nothing purged" if purged is None else f"purged up to {purged}"
+    if first is None:
+        accepts = f"only {after_purged}"
+    elif first == after_purged:
+        accepts = f"{after_purged}..{last + 1}"
+    else:
+        accepts = f"{after_purged} (keeps nothing) or {first + 1}..{last + 1}"
+    return f"truncate at {at}: {reason}; the log holds {held}, {purge_point}; truncate accepts {accepts}"
 
 
 class LogIdMismatch(ShardlogError):
@@ -175,7 +203,14 @@ class StoreClosed(ShardlogError):
 
 
 class Timeout(ShardlogError, TimeoutError):
-    """A blocking call did not complete within its timeout."""
+    """A call did not complete within its timeout. The request may have taken
+    effect before its deadline, never after it (docs/protocol.md)."""
+
+
+class StaleRequest(ShardlogError):
+    """A request refused without effect because its client can no longer be
+    waiting for it: it came after its deadline, or was meant for an earlier
+    run of the server (whose unflushed writes a restart may have lost)."""
 
 
 

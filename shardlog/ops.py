@@ -77,12 +77,19 @@ def check_append(g, entries):
 
 
 def check_truncate(g, index):
-    """The log id a truncate at ``index`` keeps as the last one (None: keep nothing)."""
+    """The log id a truncate at ``index`` keeps as the last one (None: keep nothing).
+
+    Accepted: the index right after ``purged`` (keep nothing), or one whose
+    predecessor is held. Anything else (into the purged entries, below the
+    first entry held, beyond ``last + 1``) is LogIndexNotFound, whose message
+    names the entries held and the indexes a truncate accepts."""
     if index == next_index(g.purged):
         return g.purged
     term = g.term_at(index - 1) if index > 0 else None
     if term is None:
-        raise LogIndexNotFound(index - 1 if index > 0 else index)
+        first = g.next_held(-1)
+        first, last = (None, None) if first is None else (first[1], g.last[1])
+        raise LogIndexNotFound(index - 1 if index > 0 else index, index, first, last, g.purged)
     return (term, index - 1)
 
 

@@ -26,6 +26,7 @@ EXAMPLES = [
     errors.DiskFull("disk /d is full"),
     errors.StoreClosed("the server is shutting down"),
     errors.Timeout("no reply within 1 s"),
+    errors.StaleRequest("request came 3.0 ms after its deadline; not applied"),
     errors.BadRequest("not a msgpack message"),
     errors.UnknownOp("unknown op 'x'"),
     errors.TooLarge("request of 10 bytes is over max_message_size"),
