@@ -6,6 +6,7 @@ to a server loads the protocol and ZeroMQ, nothing else of shardlog.
 
 from .aio import AsyncClient, AsyncClientGroup
 from .blocking import Client, ClientGroup
-from .core import DEFAULT_ENDPOINT
+from .core import DEFAULT_ENDPOINT, ClientInUse, ClientMisuse, NotConnected
 
-__all__ = ["AsyncClient", "AsyncClientGroup", "Client", "ClientGroup", "DEFAULT_ENDPOINT"]
+__all__ = ["AsyncClient", "AsyncClientGroup", "Client", "ClientGroup", "ClientInUse", "ClientMisuse",
+           "DEFAULT_ENDPOINT", "NotConnected"]

@@ -1,43 +1,69 @@
 """The asyncio client: ``async with AsyncClient(endpoint) as c:``; methods are coroutines.
 
-The same protocol core as ``Client`` (see core.py), driven with ``await``.
+The same protocol core as ``Client`` (see core.py), driven with ``await``,
+with the same methods and results: what differs is ``await``.
 """
 
 import asyncio
+import logging
+import time
 
 import zmq
 import zmq.asyncio
 
+from shardlog.args import check_u64
 from shardlog.batch import Batch, wire_form
-from shardlog.errors import StoreClosed, Timeout
+from shardlog.errors import InvalidArgument, StaleRequest, StoreClosed, Timeout
 from shardlog.ops import with_write_ops
 
 from . import protocol
-from .core import DEFAULT_ENDPOINT, Core, batch_op, flush_op, get_state, read_range, single, write_op
+from .core import (
+    DEFAULT_ENDPOINT,
+    Core,
+    NotConnected,
+    batch_op,
+    check_endpoint,
+    flush_op,
+    get_state,
+    read_range,
+    single,
+    timeout_message,
+    write_op,
+)
 from .curve import client_curve
+
+log = logging.getLogger(__name__)
 
 
 class AsyncClient:
-    """The asyncio client: ``async with AsyncClient(endpoint) as c:``; methods are coroutines."""
+    """The asyncio client: ``async with AsyncClient(endpoint) as c:``; methods are coroutines.
+
+    Timeouts behave as ``Client``'s: the request may have taken effect before
+    its deadline, never after; the client then drops what it had queued,
+    reconnects and says hello again before its next request.
+    """
 
     def __init__(self, endpoint=DEFAULT_ENDPOINT, timeout=10.0, client_key=None, server_key=None):
-        self.endpoint = endpoint
+        self.endpoint = check_endpoint(endpoint)
         self.timeout = timeout
+        self._keys = (client_key, server_key)
         self._ctx = zmq.asyncio.Context()
         self._ctx.linger = 0
-        self._sock = self._ctx.socket(zmq.DEALER)
-        if client_key or server_key:
-            client_curve(self._sock, client_key, server_key)
-        self._sock.connect(endpoint)
         self._core = Core()
         self._waiting = {}
+        self._callbacks = {}
+        self._sock = None
         self._reader = None
         self._closed = False
         self.server = None
 
     async def connect(self):
-        self._reader = asyncio.get_running_loop().create_task(self._read_replies())
-        self.server = Core.check_hello(await self._drive(single("hello")))
+        """Connect and say hello; ``async with`` does it."""
+        if self._closed:
+            raise StoreClosed("the client is closed")
+        if self._sock is None:
+            self._open()
+        self.server = await self._hello(self.timeout)
         return self
 
     async def __aenter__(self):
@@ -54,40 +80,116 @@ class AsyncClient:
         if self._closed:
             return
         self._closed = True
-        if self._reader is not None:
-            self._reader.cancel()
-            try:
-                await self._reader
-            except asyncio.CancelledError:
-                pass
-        for future in self._waiting.values():
-            if not future.done():
-                future.set_exception(StoreClosed("the client is closed"))
-        self._sock.close()
+        await self._shut(StoreClosed("the client is closed"))
         self._ctx.term()
 
-    async def _read_replies(self):
+    # -- plumbing
+
+    def _open(self):
+        sock = self._ctx.socket(zmq.DEALER)
+        try:
+            if any(self._keys):
+                client_curve(sock, *self._keys)
+            sock.connect(self.endpoint)
+        except zmq.ZMQError as exc:
+            sock.close()
+            raise InvalidArgument(f"cannot connect to {self.endpoint!r}: {exc}") from None
+        self._sock = sock
+        self._reader = asyncio.get_running_loop().create_task(self._read_replies(sock))
+
+    async def _shut(self, error):
+        """Close the socket (what is queued is dropped: LINGER 0) and fail
+        every request in flight and callback with ``error``."""
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.cancel()
+            try:
+                await reader
+            except asyncio.CancelledError:
+                pass
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        waiting, self._waiting = self._waiting, {}
+        callbacks, self._callbacks = self._callbacks, {}
+        for future in waiting.values():
+            if not future.done():
+                future.set_exception(error)
+        for callback in callbacks.values():
+            _run_callback(callback, error)
+
+    async def _reconnect(self, error):
+        await self._shut(error)
+        self._core.forget_hello()
+        self._open()
+
+    async def _read_replies(self, sock):
         while True:
-            data = await self._sock.recv()
+            data = await sock.recv()
             reply_id, reply = self._core.reply(data)
+            callback = self._callbacks.pop(reply_id, None)
+            if callback is not None:
+                try:
+                    protocol.raise_for(reply)
+                except Exception as exc:
+                    _run_callback(callback, exc)
+                else:
+                    _run_callback(callback, None)
+                continue
             future = self._waiting.pop(reply_id, None)
             if future is not None and not future.done():
                 future.set_result(reply)
 
-    async def request(self, op, timeout=None, **fields):
+    async def _hello(self, timeout):
+        reply = await self._send("hello", {}, timeout, hello=True)
+        return self._core.took_hello(protocol.raise_for(reply), time.monotonic())
+
+    def _check_usable(self):
         if self._closed:
             raise StoreClosed("the client is closed")
-        request_id, data = self._core.request(op, fields)
+        if self._sock is None:
+            raise NotConnected("the AsyncClient is not connected: use `async with AsyncClient(...) as c:` "
+                               "or `await client.connect()` first")
+
+    async def _send(self, op, fields, timeout, hello=False, callback=None):
+        """Send a request; its reply (a map), or, with ``callback``, None at once."""
+        self._check_usable()
+        timeout = self.timeout if timeout is None else timeout
+        if not hello and self._core.needs_hello(time.monotonic()):
+            await self._hello(timeout)
+        deadline = None if timeout is None or hello else time.monotonic() + timeout
+        request_id, data = self._core.request(op, fields, deadline)
+        if callback is not None:
+            self._callbacks[request_id] = callback
+            await self._sock.send(data)
+            return None
         future = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = future
         await self._sock.send(data)
-        timeout = self.timeout if timeout is None else timeout
         try:
             reply = await asyncio.wait_for(future, timeout)
         except asyncio.TimeoutError:
             self._waiting.pop(request_id, None)
-            raise Timeout(f"no reply within {timeout} s from {self.endpoint}") from None
-        return protocol.raise_for(reply)
+            error = Timeout(timeout_message(timeout, self.endpoint))
+            await self._reconnect(error)
+            raise error from None
+        if reply.get("code") == StaleRequest.code:
+            self._core.forget_hello()
+        return reply
+
+    async def request(self, op, timeout=None, **fields):
+        """Send one request and wait for its result (``Client.submit(...).result()``)."""
+        return protocol.raise_for(await self._send(op, fields, timeout))
+
+    def submit(self, op, timeout=None, **fields):
+        """Send a request; ``await pending.result()`` waits for it (pipelining, as ``Client.submit``)."""
+        self._check_usable()
+        return _Pending(asyncio.get_running_loop().create_task(self.request(op, timeout, **fields)))
+
+    async def poll(self, timeout=0):
+        """Callbacks run as replies arrive; this only yields to them (for the same code as ``Client``'s)."""
+        self._check_usable()
+        await asyncio.sleep(timeout)
 
     async def _drive(self, gen, timeout=None):
         try:
@@ -98,14 +200,16 @@ class AsyncClient:
         except StopIteration as stop:
             return stop.value
 
+    # -- the API
+
     def group(self, gid):
-        return AsyncClientGroup(self, gid)
+        return AsyncClientGroup(self, check_u64(gid, "gid"))
 
     async def groups(self):
         return await self._drive(single("groups"))
 
     async def drop_group(self, gid, timeout=None):
-        await self._drive(single("drop_group", gid=gid), timeout)
+        await self._drive(single("drop_group", gid=check_u64(gid, "gid")), timeout)
 
     async def flush(self, timeout=None):
         await self._drive(flush_op(), timeout)
@@ -119,6 +223,27 @@ class AsyncClient:
 
     def batch(self, flush=False, timeout=None):
         return Batch(lambda ops: self._drive(batch_op(ops, flush), timeout), wire_form)
+
+
+def _run_callback(callback, error):
+    try:
+        callback(error)
+    except Exception:
+        log.exception("flush callback raised")
+
+
+class _Pending:
+    __slots__ = ("_task",)
+
+    def __init__(self, task):
+        self._task = task
+
+    @property
+    def request_id(self):
+        return None
+
+    async def result(self):
+        return await self._task
 
 
 @with_write_ops
@@ -137,11 +262,16 @@ class AsyncClientGroup:
     async def _write(self, op, arg, flush):
         await self._client._drive(write_op(op, self.gid, arg, flush))
 
-    async def flush(self, timeout=None):
-        await self._client._drive(flush_op(self.gid), timeout)
+    async def flush(self, callback=None, timeout=None):
+        """Wait until durable; with ``callback``, return once the request is
+        sent and call it with None or the error when the reply comes."""
+        if callback is None:
+            return await self._client._drive(flush_op(self.gid), timeout)
+        await self._client._send("flush", {"gid": self.gid}, timeout, callback=callback)
 
     async def read(self, start, end):
-        return await self._client._drive(read_range(self.gid, start, end))
+        """An iterator over the entries, as ``ClientGroup.read``."""
+        return iter(await self._client._drive(read_range(self.gid, start, end)))
 
     async def state(self):
         return await self._client._drive(get_state(self.gid))

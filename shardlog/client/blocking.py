@@ -5,39 +5,84 @@ the methods and arguments of the embedded ``Store``'s, so a Raft node's
 storage code runs unchanged on either.
 """
 
+import functools
+import logging
+import threading
 import time
 
 import zmq
 
+from shardlog.args import check_u64
 from shardlog.batch import Batch, wire_form
-from shardlog.errors import StoreClosed, Timeout
+from shardlog.errors import InvalidArgument, StaleRequest, StoreClosed, Timeout
 from shardlog.ops import with_write_ops
 
 from . import protocol
-from .core import DEFAULT_ENDPOINT, Core, batch_op, flush_op, get_state, read_range, single, timeout_ms, write_op
+from .core import (
+    DEFAULT_ENDPOINT,
+    ClientInUse,
+    Core,
+    batch_op,
+    check_endpoint,
+    flush_op,
+    get_state,
+    read_range,
+    single,
+    timeout_message,
+    timeout_ms,
+    write_op,
+)
 from .curve import client_curve
+
+log = logging.getLogger(__name__)
+
+
+def _exclusive(method):
+    """One thread at a time: a ZeroMQ socket must not be used by two threads
+    at once, and a Client that serialised them would stall each one behind
+    the others' timeouts. Use from a second thread at the same time is an
+    error at once, not a Timeout later."""
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        if not self._busy.acquire(blocking=False):
+            raise ClientInUse("a Client is not thread-safe and another thread is using this one: give "
+                              "each thread its own Client (they are cheap), or use AsyncClient")
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._busy.release()
+    return guarded
 
 
 class Client:
-    """A blocking client; ``submit`` lets requests pipeline."""
+    """A blocking client; ``submit`` lets requests pipeline. Not thread-safe:
+    one Client per thread (see ClientInUse).
+
+    A call that times out raises Timeout; its request may have taken effect
+    before its deadline, never after (the server refuses it then). The
+    client then drops what it had queued, reconnects, and says hello again
+    before its next request.
+    """
 
     def __init__(self, endpoint=DEFAULT_ENDPOINT, timeout=10.0, client_key=None, server_key=None):
         """``client_key`` (this client's ``.key_secret`` file) and ``server_key`` (the
         server's public ``.key`` file) turn on CurveZMQ."""
-        self.endpoint = endpoint
+        self.endpoint = check_endpoint(endpoint)
         self.timeout = timeout
+        self._keys = (client_key, server_key)
         self._ctx = zmq.Context()
         self._ctx.linger = 0
-        self._sock = self._ctx.socket(zmq.DEALER)
-        if client_key or server_key:
-            client_curve(self._sock, client_key, server_key)
-        self._sock.connect(endpoint)
+        self._busy = threading.RLock()
         self._core = Core()
         self._replies = {}
         self._callbacks = {}
+        #: Bumped at each reconnection: requests sent before it get no reply.
+        self._connection = 0
         self._closed = False
+        self._sock = None
         try:
-            self.server = Core.check_hello(self._drive(single("hello")))
+            self._connect()
+            self.server = self._hello(timeout)
         except BaseException:
             self.close()
             raise
@@ -52,52 +97,111 @@ class Client:
         if self._closed:
             return
         self._closed = True
-        self._sock.close()
+        if self._sock is not None:
+            self._sock.close()
         self._ctx.term()
+
+    def connect(self):
+        """The client, connected (it connects when made: for the same code as AsyncClient's)."""
+        if self._closed:
+            raise StoreClosed("the client is closed")
+        return self
 
     # -- plumbing
 
-    def submit(self, op, **fields):
-        """Send a request now; ``.result(timeout)`` of the returned object waits for it."""
+    def _connect(self):
+        sock = self._ctx.socket(zmq.DEALER)
+        try:
+            if any(self._keys):
+                client_curve(sock, *self._keys)
+            sock.connect(self.endpoint)
+        except zmq.ZMQError as exc:
+            sock.close()
+            raise InvalidArgument(f"cannot connect to {self.endpoint!r}: {exc}") from None
+        self._sock = sock
+
+    def _reconnect(self, error):
+        """After a Timeout: what is queued is dropped (LINGER 0), never to be
+        sent; requests in flight get no reply and their callbacks ``error``."""
+        callbacks, self._callbacks = self._callbacks, {}
+        self._sock.close()
+        self._sock = None
+        self._connection += 1
+        self._core.forget_hello()
+        self._connect()
+        for callback in callbacks.values():
+            _run_callback(callback, error)
+
+    def _hello(self, timeout):
+        request_id, data = self._core.request("hello", {})
+        self._sock.send(data)
+        reply = self._receive(request_id, None if timeout is None else time.monotonic() + timeout, timeout)
+        return self._core.took_hello(protocol.raise_for(reply), time.monotonic())
+
+    @_exclusive
+    def submit(self, op, timeout=None, **fields):
+        """Send a request now; ``.result()`` of the returned object waits for
+        its reply until its deadline (``timeout`` seconds from now, default
+        the client's)."""
         if self._closed:
             raise StoreClosed("the client is closed")
-        request_id, data = self._core.request(op, fields)
-        self._sock.send(data)
-        return _Pending(self, request_id)
-
-    def _receive(self, request_id, timeout):
+        timeout = self.timeout if timeout is None else timeout
+        if self._core.needs_hello(time.monotonic()):
+            self._hello(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
+        request_id, data = self._core.request(op, fields, deadline)
+        self._sock.send(data)
+        return _Pending(self, request_id, deadline, timeout)
+
+    def request(self, op, timeout=None, **fields):
+        """Send one request and wait for its result (as ``AsyncClient.request``)."""
+        return self.submit(op, timeout, **fields).result()
+
+    def _receive(self, request_id, deadline, timeout):
         while request_id not in self._replies:
             if not self._sock.poll(timeout_ms(deadline)):
-                raise Timeout(f"no reply within {timeout} s from {self.endpoint}")
+                error = Timeout(timeout_message(timeout, self.endpoint))
+                self._reconnect(error)
+                raise error
             self._take(self._sock.recv())
-        return self._replies.pop(request_id)
+        reply = self._replies.pop(request_id)
+        if reply.get("code") == StaleRequest.code:
+            self._core.forget_hello()
+        return reply
+
+    @_exclusive
+    def _result(self, pending):
+        if pending.request_id not in self._replies and pending._connection != self._connection:
+            raise Timeout(f"dropped: the client reconnected after a timeout, before this "
+                          f"request's reply came from {self.endpoint}")
+        return protocol.raise_for(self._receive(pending.request_id, pending._deadline, pending._timeout))
 
     def _take(self, data):
         reply_id, reply = self._core.reply(data)
         callback = self._callbacks.pop(reply_id, None)
-        if callback is not None:
-            try:
-                protocol.raise_for(reply)
-            except Exception as exc:
-                callback(exc)
-            else:
-                callback(None)
-        else:
+        if callback is None:
             self._replies[reply_id] = reply
+            return
+        try:
+            protocol.raise_for(reply)
+        except Exception as exc:
+            _run_callback(callback, exc)
+        else:
+            _run_callback(callback, None)
 
+    @_exclusive
     def poll(self, timeout=0):
         """Receive what has arrived, running the callbacks of ``flush(callback=...)``."""
         while self._sock.poll(int(timeout * 1000)):
             self._take(self._sock.recv())
             timeout = 0
 
+    @_exclusive
     def _drive(self, gen, timeout=None):
-        timeout = self.timeout if timeout is None else timeout
         try:
             op, fields = next(gen)
             while True:
-                result = self.submit(op, **fields).result(timeout)
+                result = self.submit(op, timeout, **fields).result()
                 op, fields = gen.send(result)
         except StopIteration as stop:
             return stop.value
@@ -105,13 +209,13 @@ class Client:
     # -- the API
 
     def group(self, gid):
-        return ClientGroup(self, gid)
+        return ClientGroup(self, check_u64(gid, "gid"))
 
     def groups(self):
         return self._drive(single("groups"))
 
     def drop_group(self, gid, timeout=None):
-        self._drive(single("drop_group", gid=gid), timeout)
+        self._drive(single("drop_group", gid=check_u64(gid, "gid")), timeout)
 
     def flush(self, timeout=None):
         self._drive(flush_op(), timeout)
@@ -129,16 +233,28 @@ class Client:
         return Batch(lambda ops: self._drive(batch_op(ops, flush), timeout), wire_form)
 
 
-class _Pending:
-    __slots__ = ("_client", "request_id")
+def _run_callback(callback, error):
+    try:
+        callback(error)
+    except Exception:
+        log.exception("flush callback raised")
 
-    def __init__(self, client, request_id):
+
+class _Pending:
+    """A request sent by ``submit``."""
+
+    __slots__ = ("_client", "request_id", "_deadline", "_timeout", "_connection")
+
+    def __init__(self, client, request_id, deadline, timeout):
         self._client = client
         self.request_id = request_id
+        self._deadline = deadline
+        self._timeout = timeout
+        self._connection = client._connection
 
-    def result(self, timeout=None):
-        timeout = self._client.timeout if timeout is None else timeout
-        return protocol.raise_for(self._client._receive(self.request_id, timeout))
+    def result(self):
+        """The request's result, or its error; Timeout once its deadline passed."""
+        return self._client._result(self)
 
 
 @with_write_ops

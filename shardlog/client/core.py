@@ -10,7 +10,7 @@ import itertools
 import time
 
 from shardlog.batch import wire_form
-from shardlog.errors import ServerError
+from shardlog.errors import InvalidArgument, ServerError, StaleRequest, TooLarge
 from shardlog.ops import WRITE_OPS
 
 from . import protocol
@@ -51,29 +51,106 @@ def single(op, **fields):
     return (yield op, fields)
 
 
+class ClientMisuse(RuntimeError):
+    """A client used in a way it cannot serve: raised at once, never a Timeout later."""
+
+
+class ClientInUse(ClientMisuse):
+    """A Client called from a second thread while a first one uses it."""
+
+
+class NotConnected(ClientMisuse):
+    """An AsyncClient used before ``connect()`` (or outside ``async with``)."""
+
+
+#: Seconds a clock reading from ``hello`` is trusted; then the next request says hello first.
+CLOCK_SYNC_MAX_AGE = 10.0
+#: How fast two hosts' monotonic clocks may drift apart (NTP slews them at most 500 ppm).
+CLOCK_DRIFT = 500e-6
+#: Taken off every deadline sent, on top of the drift.
+DEADLINE_MARGIN = 0.002
+
+
 class Core:
-    """Request ids and message bytes: the part of a client that does no I/O."""
+    """Request ids, message bytes and what the client learned at ``hello``:
+    the part of a client that does no I/O.
+
+    Every request carries the server's incarnation (``inc``) and its
+    deadline on the server's clock (``dl``), so the server refuses one that
+    was meant for an earlier run of it or that its client stopped waiting
+    for. The server's clock is read at ``hello``: its reading is taken at
+    most a round trip before the reply arrives, so ``clock - received_at``
+    maps a local deadline to one on the server that is never later than the
+    true one; drift since the reading is taken off too.
+    """
 
     def __init__(self):
         self._ids = itertools.count(1)
+        #: The server run this client talks to (``hello``'s ``incarnation``).
+        self.incarnation = None
+        #: The largest message the server takes (``hello``'s ``max_message_size``).
+        self.max_message_size = None
+        self._offset = None
+        self._synced_at = None
 
-    def request(self, op, fields):
+    def needs_hello(self, now):
+        """Whether the next request must be preceded by a ``hello`` (first
+        use, after a reconnection, or a clock reading grown old)."""
+        return self._synced_at is None or now - self._synced_at > CLOCK_SYNC_MAX_AGE
+
+    def forget_hello(self):
+        self._synced_at = None
+
+    def took_hello(self, result, received_at):
+        """Learn from a ``hello`` result; StaleRequest if the server is not
+        the run the client talked to before (it restarted meanwhile)."""
+        if not isinstance(result, dict) or result.get("protocol") != PROTOCOL_VERSION:
+            raise ServerError("VersionMismatch", f"server speaks protocol {result!r}, "
+                                                 f"this client {PROTOCOL_VERSION}")
+        before, self.incarnation = self.incarnation, result.get("incarnation")
+        clock = result.get("clock")
+        self._offset = None if clock is None else clock - received_at
+        self._synced_at = received_at
+        self.max_message_size = result.get("max_message_size")
+        if before is not None and before != self.incarnation:
+            raise StaleRequest(f"the server restarted (run {before} is now {self.incarnation}): writes "
+                               "not flushed before the restart may be lost; read the groups' state again")
+        return result
+
+    def request(self, op, fields, deadline=None):
+        """``(request id, bytes)`` of a request; ``deadline`` on the local
+        monotonic clock, or None for none."""
         request_id = next(self._ids)
         message = {"v": PROTOCOL_VERSION, "id": request_id, "op": op}
+        if self.incarnation is not None:
+            message["inc"] = self.incarnation
+        if deadline is not None and self._offset is not None:
+            slack = DEADLINE_MARGIN + CLOCK_DRIFT * max(0.0, deadline - self._synced_at)
+            message["dl"] = deadline + self._offset - slack
         message.update(fields)
-        return request_id, protocol.pack(message)
+        data = protocol.pack(message)
+        limit = self.max_message_size
+        if limit is not None and len(data) > limit:
+            raise TooLarge(f"request of {len(data)} bytes is over the server's max_message_size {limit}; split it")
+        return request_id, data
 
     @staticmethod
     def reply(data):
         reply = protocol.unpack(data)
         return reply.get("id"), reply
 
-    @staticmethod
-    def check_hello(result):
-        if not isinstance(result, dict) or result.get("protocol") != PROTOCOL_VERSION:
-            raise ServerError("VersionMismatch", f"server speaks protocol {result!r}, "
-                                                 f"this client {PROTOCOL_VERSION}")
-        return result
+
+def timeout_message(timeout, endpoint):
+    return (f"no reply within {timeout} s from {endpoint}; is a shardlog server running there? "
+            "(start one with: python -m shardlog serve)")
+
+
+def check_endpoint(endpoint):
+    """A ZeroMQ endpoint, or InvalidArgument saying how to write one."""
+    if not isinstance(endpoint, str) or "://" not in endpoint:
+        raise InvalidArgument(f"endpoint {endpoint!r} has no transport: write it as tcp://HOST:PORT "
+                              "or ipc:///PATH")
+    return endpoint
 
 
 def timeout_ms(deadline):

@@ -15,6 +15,7 @@ import collections
 import logging
 import os
 import re
+import secrets
 import shutil
 import signal
 import tempfile
@@ -32,6 +33,7 @@ from shardlog.errors import (
     DiskFull,
     InvalidArgument,
     ShardlogError,
+    StaleRequest,
     StoreClosed,
     TooLarge,
     UnknownOp,
@@ -41,6 +43,7 @@ from shardlog.ops import WRITE_OPS
 
 from .config import engine_settings
 from .metrics import serve_metrics
+from .ratelog import RateLimitedLog
 from .security import serve_curve
 from .worker_flusher import pump_all, worker_flusher_factory
 
@@ -117,6 +120,11 @@ class Front:
         self._stopping = False
         self._processes = {}
         self._free_checked = {}
+        self._log_refusal = RateLimitedLog(log)
+        #: This run of the server: requests naming another one are stale.
+        self.incarnation = secrets.randbits(63)
+        #: Requests refused because their client could no longer be waiting (see _check_fresh).
+        self.stale_requests = 0
         try:
             t0 = time.perf_counter()
             factory = worker_flusher_factory(self.ctx, self.run_dir, heartbeat=settings["heartbeat"],
@@ -213,9 +221,10 @@ class Front:
         try:
             self.router.send_multipart([ident, data], zmq.NOBLOCK)
         except zmq.Again:
-            log.warning("dropping a reply: client %s does not read its replies", ident.hex())
+            self._log_refusal("unread", logging.WARNING,
+                              f"dropping a reply: client {ident.hex()} does not read its replies")
         except zmq.ZMQError as exc:
-            log.info("dropping a reply to a client that is gone (%s)", exc)
+            self._log_refusal("gone", logging.INFO, f"dropping a reply to a client that is gone ({exc})")
 
     def _reply_later(self, ident, request_id):
         """A flush callback that queues the reply; the loop sends it (all in this thread)."""
@@ -231,7 +240,8 @@ class Front:
 
     def _handle(self, frames):
         if len(frames) != 2:
-            log.warning("dropping a message of %d frames (want identity + one body)", len(frames))
+            self._log_refusal("frames", logging.WARNING,
+                              f"dropping a message of {len(frames)} frames (want identity + one body)")
             return
         ident, data = frames
         request_id = None
@@ -251,10 +261,13 @@ class Front:
                 raise UnknownOp(f"unknown op {msg.get('op')!r}; known: {', '.join(protocol.OPS)}")
             if self._stopping:
                 raise StoreClosed("the server is shutting down")
+            if handler != self._hello:  # (which has no effect, and is how a client learns the run)
+                self._check_fresh(msg)
             result = handler(ident, request_id, msg)
         except ShardlogError as exc:
             if isinstance(exc, BadRequest) or request_id is None:
-                log.info("bad request from %s: %s", ident.hex(), exc)
+                self._log_refusal(exc.code, logging.WARNING if isinstance(exc, TooLarge) else logging.INFO,
+                                  f"bad request from {ident.hex()}: {exc.code}: {exc}")
             self._send(ident, protocol.error(request_id, exc))
             return
         except Exception as exc:
@@ -263,6 +276,28 @@ class Front:
             return
         if result is not _LATER:
             self._send(ident, protocol.ok(request_id, result))
+
+    def _check_fresh(self, msg):
+        """Refuse a request its client can no longer be waiting for: meant for
+        another run of the server, or past its deadline (both on this
+        server's terms: ``inc`` and ``dl`` come from ``hello``). It runs
+        right before the request takes effect, in the one thread that
+        applies requests."""
+        incarnation = msg.get("inc")
+        if incarnation is not None and incarnation != self.incarnation:
+            self.stale_requests += 1
+            self._log_refusal("stale", logging.INFO, "refused a request meant for an earlier run of the server")
+            raise StaleRequest(f"request for server run {incarnation!r}, but this is run {self.incarnation}: "
+                               "the server restarted since the client said hello; not applied")
+        deadline = msg.get("dl")
+        if deadline is not None:
+            if type(deadline) not in (int, float):
+                raise BadRequest(f"dl must be a number (seconds on the server's clock), not {deadline!r}")
+            late = time.monotonic() - deadline
+            if late >= 0:
+                self.stale_requests += 1
+                self._log_refusal("stale", logging.INFO, f"refused a request {late * 1e3:.1f} ms past its deadline")
+                raise StaleRequest(f"request came {late * 1e3:.1f} ms after its deadline; not applied")
 
     # ------------------------------------------------------------ operations
 
@@ -364,8 +399,8 @@ class Front:
         return None
 
     def _hello(self, ident, request_id, msg):
-        return {"protocol": PROTOCOL_VERSION, "server": SERVER_NAME,
-                "max_message_size": self.settings["max_message_size"],
+        return {"protocol": PROTOCOL_VERSION, "server": SERVER_NAME, "incarnation": self.incarnation,
+                "clock": time.monotonic(), "max_message_size": self.settings["max_message_size"],
                 "max_read_entries": self.settings["max_read_entries"]}
 
     def _events(self, ident, request_id, msg):
@@ -381,6 +416,8 @@ class Front:
         for disk in stat["disks"]:
             disk["worker"] = self._process_stat(disk["flusher"].get("pid"))
         stat["endpoint"] = self.endpoint
+        stat["incarnation"] = self.incarnation
+        stat["stale_requests"] = self.stale_requests
         return stat
 
     def _process_stat(self, pid):

@@ -1,0 +1,134 @@
+"""A request takes effect only while its client still waits for it (real servers).
+
+Timeout means: the request may have taken effect before its deadline, never
+after. Requests carry the server run they were meant for and their deadline
+on the server's clock; the client drops what it queued when it times out.
+"""
+
+import os
+import signal
+import tempfile
+import time
+
+import pytest
+import zmq
+
+from shardlog import StaleRequest, Timeout
+from shardlog.client import Client
+from shardlog.client.protocol import pack, unpack
+from shardlog.testing.process import ServerProcess
+
+from .service import poll_for
+
+
+@pytest.fixture
+def fixed_endpoint(tmp_path):
+    """A server factory on one ipc endpoint, so a restarted server is where the client connected."""
+    sock_dir = tempfile.mkdtemp(prefix="sl-")
+    endpoint = f"ipc://{sock_dir}/front"
+    servers = []
+
+    def run():
+        server = ServerProcess([tmp_path / "data"], endpoint, str(tmp_path / "serve.log"),
+                               ["--disk-reserve-bytes", "0"])
+        servers.append(server)
+        server.wait_ready()
+        return server
+
+    yield endpoint, run
+    for server in servers:
+        if server.proc.poll() is None:
+            os.kill(server.proc.pid, signal.SIGCONT)
+        server.stop(signal.SIGKILL)
+    os.rmdir(sock_dir) if os.path.isdir(sock_dir) and not os.listdir(sock_dir) else None
+
+
+def entries_of(endpoint, gid):
+    with Client(endpoint, timeout=10) as client:
+        return client.group(gid).state(), [log_id for log_id, _ in client.group(gid).read(0, 1000)]
+
+
+def test_requests_that_timed_out_never_run_after_a_restart(fixed_endpoint):
+    """The issue's case: the server stops, truncate(0) and an append time out,
+    the server starts again. Before, ZeroMQ delivered them then and they ran,
+    wiping the group's durable entries."""
+    endpoint, run = fixed_endpoint
+    server = run()
+    with Client(endpoint, timeout=1) as client:
+        group = client.group(1)
+        group.append([((1, i), b"e%d" % i) for i in range(10)], flush=True)
+        before = entries_of(endpoint, 1)
+        assert server.stop() == 0
+        with pytest.raises(Timeout):
+            group.truncate(0, flush=True)
+        with pytest.raises(Timeout):
+            group.append([((1, 10), b"late")])
+        run()
+        with pytest.raises(StaleRequest, match="restarted"):
+            group.state()  # the client hears of the restart once: unflushed writes may be gone
+        assert group.state().last == (1, 9), "a client goes on working after the new hello"
+        group.append([((1, 10), b"after")], flush=True)
+    assert entries_of(endpoint, 1)[1] == before[1] + [(1, 10)]
+
+
+def test_a_request_held_up_past_its_deadline_is_refused(fixed_endpoint):
+    """The server is stopped (SIGSTOP) while a truncate waits in its socket;
+    the client times out; once the server runs again, the truncate is late."""
+    endpoint, run = fixed_endpoint
+    server = run()
+    with Client(endpoint, timeout=10) as client:
+        client.group(1).append([((1, i), b"e%d" % i) for i in range(10)], flush=True)
+    before = entries_of(endpoint, 1)
+    with Client(endpoint, timeout=0.5) as client:
+        os.kill(server.proc.pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(Timeout):
+                client.group(1).truncate(0, flush=True)
+        finally:
+            os.kill(server.proc.pid, signal.SIGCONT)
+        assert entries_of(endpoint, 1) == before
+        with Client(endpoint, timeout=10) as other:
+            assert poll_for(lambda: other.stat()["stale_requests"] >= 1, 5), "the truncate reached the server"
+
+
+def raw_request(sock, **fields):
+    sock.send(pack({"v": 1, "id": 1, **fields}))
+    assert sock.poll(10_000), "no reply"
+    return unpack(sock.recv())
+
+
+def test_the_server_refuses_another_run_or_a_passed_deadline(fixed_endpoint):
+    endpoint, run = fixed_endpoint
+    run()
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.linger = 0
+    try:
+        sock.connect(endpoint)
+        hello = raw_request(sock, op="hello")["result"]
+        entry = [[1, 0, b"x"]]
+        reply = raw_request(sock, op="append", gid=1, entries=entry, inc=hello["incarnation"] + 1)
+        assert (reply["status"], reply["code"]) == ("error", "StaleRequest")
+        reply = raw_request(sock, op="append", gid=1, entries=entry, dl=hello["clock"] - 1)
+        assert (reply["status"], reply["code"]) == ("error", "StaleRequest")
+        assert raw_request(sock, op="groups")["result"] == [], "neither took effect"
+        reply = raw_request(sock, op="append", gid=1, entries=entry, inc=hello["incarnation"],
+                            dl=hello["clock"] + 60)
+        assert reply["status"] == "ok"
+    finally:
+        sock.close()
+        ctx.term()
+
+
+def test_the_deadline_sent_is_never_later_than_the_clients():
+    """The server's clock read at hello is mapped conservatively: the deadline
+    sent is at or before the local one, however long the hello took."""
+    from shardlog.client.core import Core
+
+    core = Core()
+    now = time.monotonic()
+    core.took_hello({"protocol": 1, "incarnation": 5, "clock": 1000.0}, received_at=now)
+    _, data = core.request("append", {}, deadline=now + 2)
+    message = unpack(data)
+    assert message["inc"] == 5
+    assert message["dl"] < 1000.0 + 2  # the server's clock read 1000.0 before `now`
