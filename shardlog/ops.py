@@ -231,6 +231,11 @@ WRITE_OPS = {op.name: op for op in (
             (), STATE, check_user_data, apply_state),
 )}
 
+#: Ops a disk out of space still takes (full, or running on its spare): they
+#: free space or hold a few bytes of state a Raft node cannot do without.
+#: Entries and user data (and new groups) wait until space is freed.
+TAKEN_WHEN_LOW = frozenset({"truncate", "purge", "commit", "save_vote"})
+
 #: Record type -> the transition it makes, for replay (State records come
 #: from save_user_data and from raft-log's chunk heads alike).
 APPLY_RECORD = {op.record: op.apply for op in WRITE_OPS.values()}

@@ -78,6 +78,21 @@ class OsFiles:
         finally:
             os.close(fd)
 
+    def allocate(self, path, size):
+        """Create the file at ``path`` holding ``size`` bytes of disk space, durably
+        (its blocks really allocated: ENOSPC now, not at a later write)."""
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            os.posix_fallocate(fd, 0, size)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def space(self, path):
+        """``(free bytes, total bytes)`` of the file system holding ``path``."""
+        st = os.statvfs(path)
+        return st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
+
     def truncate(self, path, size):
         """Cut the file at ``size``, durably."""
         with open(path, "r+b") as f:

@@ -35,10 +35,11 @@ class RemoveRequest(NamedTuple):
 #   stop:   [msgpack ["stop"]]          finish what was received, then exit 0
 # Worker -> front (XPUB -> SUB):
 #   ["done", seq, synced, stats]        after each batch
-#   ["hb", seq, synced, stats, failed, full]  every heartbeat interval; repeats done
+#   ["hb", seq, synced, stats, failed, full, low]  every heartbeat interval; repeats done
 #   ["failed", seq, message]            a write or fsync failed; no more writes
 #   ["full", seq, message]              a write found the disk full; the worker holds the
 #                                       requests and tries again each heartbeat
+#   ["low", seq, message or None]       the disk began (or stopped) running on its spare
 # The worker publishes nothing before the front's subscription reaches its XPUB.
 
 import msgpack  # noqa: E402

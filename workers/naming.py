@@ -12,6 +12,8 @@ from workers.files import OS_FILES
 LOCK_FILE = "LOCK"
 #: See workers/marks.py.
 MARKS_FILE = "MARKS"
+#: See workers/writer.py: space held back for the records that free space.
+SPARE_FILE = "SPARE"
 _PREFIX = "r-"
 _SUFFIX = ".wal"
 
@@ -45,7 +47,7 @@ def list_chunks(data_dir, files=OS_FILES):
     (hidden files are skipped silently: test hooks keep theirs there)."""
     chunks, ignored = [], []
     for name in files.listdir(data_dir):
-        if name in (LOCK_FILE, MARKS_FILE) or name.startswith("."):
+        if name in (LOCK_FILE, MARKS_FILE, SPARE_FILE) or name.startswith("."):
             continue
         offset = parse_chunk_file_name(name)
         if offset is None:

@@ -14,16 +14,23 @@ from .writer import is_full
 
 
 class FlushPolicy:
-    def __init__(self, writer, on_done, on_full, on_failed, retry_interval=0.2):
+    def __init__(self, writer, on_done, on_full, on_failed, retry_interval=0.2, on_low=None):
         self.writer = writer
         #: ``on_done(seq, synced)`` after a batch; ``on_full(message or None)`` when
-        #: the disk fills up or has room again; ``on_failed(error)`` once.
+        #: the disk fills up or has room again; ``on_failed(error)`` once;
+        #: ``on_low(message or None)`` when the disk begins or stops running on
+        #: its spare (see ChunkWriter.write_batch).
         self._on_done = on_done
         self._on_full = on_full
         self._on_failed = on_failed
+        self._on_low = on_low or (lambda message: None)
         self.retry_interval = retry_interval
         #: Why the disk takes no bytes for now (None: it does).
         self.full = None
+        #: Why the disk takes only records that free space (None: it takes any).
+        self.low = writer.low
+        if self.low is not None:
+            self._on_low(self.low)
         #: Why the disk takes no bytes ever again (None: it is healthy).
         self.failed = None
         self._retry_at = 0.0
@@ -46,6 +53,7 @@ class FlushPolicy:
         try:
             synced = self.writer.write_batch(batch)
         except Exception as exc:
+            self.note_low()
             if is_full(exc):
                 self._retry_at = time.monotonic() + self.retry_interval
                 if self.full is None:
@@ -55,8 +63,17 @@ class FlushPolicy:
             self.failed = f"{self.writer.data_dir}: {exc}"
             self._on_failed(exc)
             return ()
+        self.note_low()
         if self.full is not None:
             self.full = None
             self._on_full(None)
         self._on_done(batch[-1].seq, synced)
         return ()
+
+    def note_low(self):
+        """Report a change of the writer's ``low`` (call after writing, or after
+        ``writer.restore_spare`` while idle)."""
+        low = self.writer.low
+        if low != self.low:
+            self.low = low
+            self._on_low(low)

@@ -26,7 +26,7 @@ import zmq
 
 from workers.messages import pack_event, unpack_request
 from workers.policy import FlushPolicy
-from workers.writer import ChunkWriter
+from workers.writer import SPARE_BYTES, ChunkWriter
 
 log = logging.getLogger("shardlog.worker")
 
@@ -42,6 +42,8 @@ def parse_args(argv):
     ap.add_argument("--fault-file", help="testing only: while this file exists, fsync fails with EIO")
     ap.add_argument("--sync-trace", help="testing only: write the offset each fsync round makes durable here")
     ap.add_argument("--file-size-limit", type=int, help="testing only: RLIMIT_FSIZE of this process")
+    ap.add_argument("--spare-bytes", type=int, default=SPARE_BYTES,
+                    help="disk space held back for the records that free space (default %(default)s)")
     return ap.parse_args(argv)
 
 
@@ -92,9 +94,10 @@ def run(args):
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of death
             resource.setrlimit(resource.RLIMIT_FSIZE, (args.file_size_limit, args.file_size_limit))
         if args.fault_file:
-            writer = FaultyWriter(args.data_dir, args.fault_file, sync_trace=args.sync_trace)
+            writer = FaultyWriter(args.data_dir, args.fault_file, sync_trace=args.sync_trace,
+                                  spare_bytes=args.spare_bytes)
         else:
-            writer = ChunkWriter(args.data_dir, sync_trace=args.sync_trace)
+            writer = ChunkWriter(args.data_dir, sync_trace=args.sync_trace, spare_bytes=args.spare_bytes)
         writer.written = writer.synced = args.synced
         done_seq = 0
 
@@ -110,15 +113,23 @@ def run(args):
                 log.warning("worker: %s: disk full, holding %d requests: %s", args.data_dir, len(waiting), message)
                 pub.send(pack_event("full", done_seq, message))
 
+        def on_low(message):
+            if message is None:
+                log.info("worker: %s: the spare is held back again", args.data_dir)
+            else:
+                log.warning("worker: %s", message)
+            pub.send(pack_event("low", done_seq, message))
+
         def on_failed(exc):
             log.error("worker: %s: %s", args.data_dir, exc)
             pub.send(pack_event("failed", done_seq, policy.failed))
 
         # The same policy as the engine's flush thread; a full disk is tried again each heartbeat.
-        policy = FlushPolicy(writer, on_done, on_full, on_failed, retry_interval=args.heartbeat)
+        policy = FlushPolicy(writer, on_done, on_full, on_failed, retry_interval=args.heartbeat, on_low=on_low)
         #: Requests received and not yet carried out (kept while the disk is full).
         waiting = collections.deque()
-        pub.send(pack_event("hb", done_seq, writer.synced, writer.snapshot(), policy.failed, policy.full))
+        pub.send(pack_event("hb", done_seq, writer.synced, writer.snapshot(), policy.failed, policy.full,
+                                      policy.low))
         next_beat = time.monotonic() + args.heartbeat
         pull.rcvtimeo = int(args.heartbeat * 1000)
         stopping = False
@@ -141,7 +152,11 @@ def run(args):
                 waiting.clear()
                 waiting.extend(kept)
             if now >= next_beat:
-                pub.send(pack_event("hb", done_seq, writer.synced, writer.snapshot(), policy.failed, policy.full))
+                if policy.low is not None and not waiting:  # space freed by someone else?
+                    writer.restore_spare(now)
+                    policy.note_low()
+                pub.send(pack_event("hb", done_seq, writer.synced, writer.snapshot(), policy.failed, policy.full,
+                                      policy.low))
                 next_beat = now + args.heartbeat
                 if not parent_alive(args.parent):
                     log.warning("worker: front %d is gone, exiting", args.parent)

@@ -20,12 +20,19 @@ import time
 from workers.files import OS_FILES
 from workers.marks import MarksWriter, read_marks
 from workers.messages import RemoveRequest
-from workers.naming import chunk_path, list_chunks
+from workers.naming import SPARE_FILE, chunk_path, list_chunks
 
 #: Errors of a write that say the disk (or the process's file size limit) is
 #: full: the bytes were not written, and writing them again later is safe.
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
 
+
+#: The spare file (SPARE_FILE) is disk space held back so that, once the disk
+#: fills up, the records that free space (purge, truncate, drop_group) can
+#: still be written. Its size: this much, or a 64th of a smaller file system.
+SPARE_BYTES = 8 << 20
+#: Seconds between looks at the free space while the disk runs on its spare.
+SPARE_RECHECK = 1.0
 
 #: Upper bounds (seconds) of the sync-round latency histogram; one more bucket holds the rest.
 SYNC_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -44,7 +51,7 @@ def fsync_dir(path, files=OS_FILES):
 
 
 class ChunkWriter:
-    def __init__(self, data_dir, fsync=None, sync_trace=None, files=OS_FILES):
+    def __init__(self, data_dir, fsync=None, sync_trace=None, files=OS_FILES, spare_bytes=0):
         self.data_dir = os.fspath(data_dir)
         self.files = files
         self._fsync = fsync or files.fdatasync
@@ -70,6 +77,12 @@ class ChunkWriter:
             chunks = list_chunks(self.data_dir, files)[0]
             marks = (chunks[0][0] if chunks else 0, 0)
         self.marks = MarksWriter(self.data_dir, *marks, files=files)
+        self._spare_wanted = spare_bytes
+        self._spare_path = os.path.join(self.data_dir, SPARE_FILE)
+        #: Why the disk runs on its spare (None: the spare is held, or none is wanted).
+        self.low = None
+        self._spare_checked = 0.0
+        self.restore_spare()
 
     def _fd(self, chunk):
         fd = self._fds.get(chunk)
@@ -83,8 +96,72 @@ class ChunkWriter:
             self._dir_dirty = True
         return fd
 
+    # ------------------------------------------------------------ the spare
+
+    def restore_spare(self, now=None):
+        """Hold the spare (again) when there is room for it and as much again;
+        while there is not, ``low`` says why. At most once per SPARE_RECHECK
+        seconds when ``now`` is given."""
+        if not self._spare_wanted:
+            return
+        if now is not None:
+            if now - self._spare_checked < SPARE_RECHECK:
+                return
+            self._spare_checked = now
+        free, total = self.files.space(self.data_dir)
+        size = min(self._spare_wanted, total // 64)
+        if self.files.exists(self._spare_path) and self.files.size(self._spare_path) >= size:
+            self.low = None
+            return
+        if free < 2 * size:
+            self.low = (f"{self.data_dir}: {free} bytes free, too few to hold back the spare of {size} bytes "
+                        "for purge, truncate and drop_group")
+            return
+        try:
+            self.files.allocate(self._spare_path, size)
+            self.files.sync_dir(self.data_dir)
+        except OSError as exc:
+            if not is_full(exc):
+                raise
+            self._drop_spare()
+            if exc.errno == errno.EFBIG:  # a file size limit, not the disk: no spare then
+                self._spare_wanted = 0
+                self.low = None
+                return
+            self.low = f"{self.data_dir}: no room to hold back the spare of {size} bytes: {exc.strerror}"
+            return
+        self.low = None
+
+    def _drop_spare(self):
+        try:
+            self.files.unlink(self._spare_path)
+        except FileNotFoundError:
+            return False
+        self.files.sync_dir(self.data_dir)
+        return True
+
+    # ------------------------------------------------------------ writing
+
     def write_batch(self, requests):
-        """Carry out ``requests`` in order; returns the durable offset afterwards."""
+        """Carry out ``requests`` in order; returns the durable offset afterwards.
+
+        The first time the disk is found full, the spare goes and the batch
+        is written again (positional writes: the same bytes at the same
+        offsets); the disk then runs on its spare (``low``) until space is
+        freed."""
+        if self.low is not None:
+            self.restore_spare(time.monotonic())
+        try:
+            return self._write_batch(requests)
+        except OSError as exc:
+            # (EFBIG is a file size limit: the spare would not help)
+            if not (exc.errno in (errno.ENOSPC, errno.EDQUOT) and self._spare_wanted and self._drop_spare()):
+                raise
+            self.low = (f"{self.data_dir}: the disk filled up ({exc.strerror}); running on the spare: "
+                        "only records that free space are taken until space is freed")
+        return self._write_batch(requests)
+
+    def _write_batch(self, requests):
         stats = self.stats
         stats["batches"] += 1
         removals = []
@@ -179,6 +256,8 @@ class ChunkWriter:
                 pass  # a removal sent twice
             self.stats["removed"] += 1
         self.files.sync_dir(self.data_dir)
+        if self.low is not None:
+            self.restore_spare()
 
     def close(self):
         for fd in self._fds.values():

@@ -1,6 +1,8 @@
 """The command line: ``python -m shardlog serve | stat | top | dump | export | import | bench | keygen``."""
 
 import argparse
+import contextlib
+import errno
 import json
 import logging
 import os
@@ -9,7 +11,7 @@ import time
 
 from shardlog.engine.settings import RECOVERY_MODES
 from shardlog.errors import ShardlogError
-from shardlog.server.config import DEFAULTS, load
+from shardlog.server.config import DEFAULTS, engine_settings, load
 
 from .report import format_stat
 
@@ -35,6 +37,49 @@ SETTING_FLAGS = [
 ]
 
 
+class CliError(Exception):
+    """A mistake of the command line's user: printed as one line, without a traceback."""
+
+
+def _os_message(exc):
+    """``path: reason`` of an OSError (its own text if it names no file)."""
+    if exc.filename is None or exc.strerror is None:
+        return str(exc)
+    also = "" if exc.filename2 is None else f" -> {exc.filename2}"
+    return f"{exc.filename}{also}: {exc.strerror}"
+
+
+def _check_data_dirs(data_dirs, must_exist=False):
+    from shardlog.engine.membership import refuse_twice
+
+    refuse_twice(data_dirs)
+    for path in data_dirs:
+        if not os.path.exists(path):
+            if must_exist:
+                raise CliError(f"no such data directory: {path}; give every --data-dir of the server, "
+                               "or its --config")
+        elif not os.path.isdir(path):
+            raise CliError(f"data directory {path} is not a directory; choose another --data-dir")
+
+
+@contextlib.contextmanager
+def _data_dir_errors(data_dirs):
+    """An OSError on a data directory (or on a path on the way to it) says which one, and the fix."""
+    try:
+        yield
+    except OSError as exc:
+        name = exc.filename
+        if isinstance(exc, BrokenPipeError) or name is None or exc.strerror is None:
+            raise
+        name = os.path.abspath(os.fsdecode(name))
+        for path in map(os.path.abspath, data_dirs):
+            if name == path or name.startswith(path + os.sep) or path.startswith(name + os.sep):
+                where = "" if name == path else f" ({name})"
+                raise CliError(f"data directory {path}: {exc.strerror}{where}; choose another --data-dir, "
+                               "or make this one a writable directory") from None
+        raise
+
+
 def _add_setting(parser, name, kind, text):
     default = DEFAULTS[name]
     parser.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None,
@@ -42,15 +87,33 @@ def _add_setting(parser, name, kind, text):
 
 
 def _cmd_serve(args):
+    import zmq
+
     from shardlog.server.front import Front
 
     flags = {k: v for k, v in vars(args).items() if k in DEFAULTS}
     settings = load(flags, config_file=args.config)
+    _check_data_dirs(settings["data_dir"])
     logging.basicConfig(level=settings["log_level"].upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    front = Front(settings)
-    front.install_signal_handlers()
-    front.serve()
+    try:
+        with _data_dir_errors(settings["data_dir"]):
+            front = Front(settings)
+        front.install_signal_handlers()
+        front.serve()
+    except zmq.ZMQError as exc:
+        bind = settings["bind"]
+        if exc.errno == zmq.EADDRINUSE:
+            raise CliError(f"{bind} is already in use (another server running?); choose another --bind") from None
+        if f"(addr={bind!r})" in str(exc):  # (pyzmq names the address a bind failed on)
+            reason = str(exc).replace(f" (addr={bind!r})", "").rstrip(".")
+            raise CliError(f"cannot bind {bind}: {reason}; choose another --bind") from None
+        raise
+    except OSError as exc:  # (the metrics server's socket)
+        if exc.errno == errno.EADDRINUSE and settings["metrics_bind"]:
+            raise CliError(f"{settings['metrics_bind']} is already in use (another server running?); "
+                           "choose another --metrics-bind") from None
+        raise
     return 0
 
 
@@ -110,6 +173,9 @@ def _cmd_dump(args):
     from shardlog.engine.recovery import resync
     from workers.naming import list_chunks
 
+    if not os.path.isdir(args.data_dir):
+        raise CliError(f"{'not a directory' if os.path.exists(args.data_dir) else 'no such data directory'}: "
+                       f"{args.data_dir}")
     files, ignored = list_chunks(args.data_dir)
     if not files:
         print(f"{args.data_dir}: no chunk files", file=sys.stderr)
@@ -148,11 +214,24 @@ def _cmd_dump(args):
     return 0
 
 
-def _cmd_export(args):
-    from shardlog.compat import export_raft_log
+def _open_server_store(args, must_exist):
+    """The store of every data directory of the server (--data-dir, or the server's
+    --config / SHARDLOG_* settings, as ``serve`` reads them), opened as it does."""
     from shardlog.engine.store import Store
 
-    with Store.open(args.data_dir) as store:
+    if not (args.data_dir or args.config or os.environ.get("SHARDLOG_CONFIG")
+            or os.environ.get("SHARDLOG_DATA_DIR")):
+        raise CliError("which data directories? give every --data-dir of the server, or its --config")
+    settings = load({"data_dir": args.data_dir}, config_file=args.config)
+    _check_data_dirs(settings["data_dir"], must_exist)
+    with _data_dir_errors(settings["data_dir"]):
+        return Store.open(settings["data_dir"], **engine_settings(settings))
+
+
+def _cmd_export(args):
+    from shardlog.compat import export_raft_log
+
+    with _open_server_store(args, must_exist=True) as store:
         names = export_raft_log(store, args.group, args.out, chunk_max_records=args.chunk_max_records,
                                 chunk_max_size=args.chunk_max_size)
     print(f"wrote {len(names)} chunk files to {args.out}")
@@ -161,9 +240,8 @@ def _cmd_export(args):
 
 def _cmd_import(args):
     from shardlog.compat import import_raft_log
-    from shardlog.engine.store import Store
 
-    with Store.open(args.data_dir) as store:
+    with _open_server_store(args, must_exist=False) as store:
         state, count = import_raft_log(store, args.group, args.source)
     print(f"imported {count} entries as group {args.group}: {state}")
     return 0
@@ -195,6 +273,13 @@ def _cmd_bench(args):
           f"entries/s; round latency p50 {latencies[len(latencies) // 2] * 1e3:.2f} ms, "
           f"p99 {latencies[int(len(latencies) * 0.99)] * 1e3:.2f} ms")
     return 0
+
+
+def _add_store_args(parser):
+    parser.add_argument("--data-dir", dest="data_dir", action="append", default=None,
+                        help="a data directory of the server; repeat it: give every --data-dir of the server")
+    parser.add_argument("--config", help="the server's TOML file of settings: its data_dir list, and its "
+                                         "engine settings")
 
 
 def build_parser():
@@ -254,16 +339,20 @@ def build_parser():
                       help="salvage: go on past damage to the next valid record (default: stop at it)")
     dump.set_defaults(func=_cmd_dump)
 
-    export = sub.add_parser("export", help="write a group as a raft-log directory (server stopped)")
-    export.add_argument("--data-dir", dest="data_dir", action="append", required=True)
+    every = ("Give every --data-dir of the server, or its --config: the directories of a server are "
+             "opened together or not at all.")
+    export = sub.add_parser("export", help="write a group as a raft-log directory (server stopped)",
+                            description="Write a group as a raft-log directory, with the server stopped. " + every)
+    _add_store_args(export)
     export.add_argument("--group", type=int, required=True)
     export.add_argument("out", help="new or empty directory to write")
     export.add_argument("--chunk-max-records", type=int, help="raft-log's chunk_max_records")
     export.add_argument("--chunk-max-size", type=int, help="raft-log's chunk_max_size")
     export.set_defaults(func=_cmd_export)
 
-    imp = sub.add_parser("import", help="load a raft-log directory as a new group (server stopped)")
-    imp.add_argument("--data-dir", dest="data_dir", action="append", required=True)
+    imp = sub.add_parser("import", help="load a raft-log directory as a new group (server stopped)",
+                         description="Load a raft-log directory as a new group, with the server stopped. " + every)
+    _add_store_args(imp)
     imp.add_argument("--group", type=int, required=True)
     imp.add_argument("source", help="raft-log directory")
     imp.set_defaults(func=_cmd_import)
@@ -284,9 +373,23 @@ def build_parser():
 
 
 def main(argv=None):
+    """Run a command; a mistake of the user (a ShardlogError, an OSError, a port in use, ...)
+    is one line on stderr and a non-zero exit. Anything else is a bug: its traceback shows."""
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
-    except ShardlogError as exc:
+        code = args.func(args)
+        sys.stdout.flush()  # (a reader gone shows here, not in the flush at exit)
+        return code
+    except BrokenPipeError:
+        # The reader left (``dump | head``): no error of ours. Python would
+        # complain again when it flushes stdout at exit: point it at devnull.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13  # as a process killed by SIGPIPE
+    except KeyboardInterrupt:
+        return 130
+    except (CliError, ShardlogError) as exc:
         print(f"shardlog {args.command}: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        print(f"shardlog {args.command}: {_os_message(exc)}", file=sys.stderr)
+        return 1

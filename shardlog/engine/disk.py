@@ -19,6 +19,7 @@ from bisect import bisect_left
 from collections import deque
 
 from shardlog.errors import CorruptedLog, DiskFailed, DiskFull
+from shardlog.ops import TAKEN_WHEN_LOW
 from workers.messages import RemoveRequest, WriteRequest
 from workers.naming import chunk_file_name, chunk_path
 
@@ -82,23 +83,30 @@ class Disk:
         self.failed = None
         #: DiskFull while the flusher reports the disk full; writes are refused meanwhile.
         self.full = None
+        #: DiskFull while the disk runs on its spare: only ops.TAKEN_WHEN_LOW are taken.
+        self.low = None
         self.relocate_max_bytes = settings["relocate_max_bytes"]
         self.lagging_rounds = settings["lagging_rounds"]
         #: gid -> rotations a lagging group has pinned the oldest chunk (see _relocate).
         self.lagging = {}
         self.events = events
         self.flusher = flusher_factory(self.path, self._on_progress, self._on_failure,
-                                       synced=recovered.end, on_full=self._on_full)
+                                       synced=recovered.end, on_full=self._on_full, on_low=self._on_low)
         if self.chunks.open is None:  # a fresh disk, or the newest chunk is sealed
             self._open_chunk()
 
     # ------------------------------------------------------------ writing
 
-    def check_writable(self):
+    def check_writable(self, op=None):
+        """Refuse an op (a name of ops.py, None for a new group) the disk cannot take now."""
         if self.failed is not None:
             raise self.failed
+        if op in TAKEN_WHEN_LOW or op == "drop_group":
+            return
         if self.full is not None:
             raise self.full
+        if self.low is not None:
+            raise self.low
 
     def put(self, group, record):
         """Add one encoded record of ``group`` to the stream. The caller applies it
@@ -355,6 +363,20 @@ class Disk:
             self.sync_requested = self.synced  # the next flush asks again
         log.error("%s", self.full)
         _deliver(ready, self.full)
+
+    def _on_low(self, message):
+        """The disk began running on its spare (``message``), or holds it again (None)."""
+        with self._lock:
+            if message is None:
+                self.low = None
+            else:
+                self.low = DiskFull(f"disk {self.path} is out of space ({message}); it takes only "
+                                    f"{', '.join(sorted(TAKEN_WHEN_LOW))} and drop_group until space is "
+                                    "freed: purge or drop groups")
+        if message is None:
+            log.warning("%s: space is back (the spare is held again); every write is taken", self.path)
+        else:
+            log.error("%s", self.low)
 
     def _collect_garbage(self):
         """Free the oldest chunks: carry forward the state they hold, relocate the

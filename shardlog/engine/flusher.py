@@ -3,7 +3,8 @@
 The engine talks to a flusher through ``submit(request)``, ``close()``,
 ``stats()``, ``help()`` where a caller may do the work itself, and the
 callbacks it was built with: ``on_progress(seq, synced_offset)``,
-``on_failure(error)`` and ``on_full(message or None)``. ``ThreadFlusher`` is
+``on_failure(error)``, ``on_full(message or None)`` and ``on_low(message or
+None)`` (the disk runs on its spare: see workers/writer.py). ``ThreadFlusher`` is
 the embedded implementation (one thread per data directory); the service runs
 the same ``workers.writer.ChunkWriter`` under the same ``workers.policy`` in
 a worker process per disk, behind the same interface
@@ -13,10 +14,11 @@ a worker process per disk, behind the same interface
 import collections
 import logging
 import threading
+import time
 
 from workers.files import OS_FILES
 from workers.policy import FlushPolicy
-from workers.writer import ChunkWriter
+from workers.writer import SPARE_BYTES, SPARE_RECHECK, ChunkWriter
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +35,12 @@ class ThreadFlusher:
     #: Seconds between attempts while the disk is full.
     retry_interval = 0.2
 
-    def __init__(self, data_dir, on_progress, on_failure, synced=0, on_full=None, fsync=None, files=OS_FILES):
-        self.writer = ChunkWriter(data_dir, fsync=fsync, files=files)
+    def __init__(self, data_dir, on_progress, on_failure, synced=0, on_full=None, on_low=None, fsync=None,
+                 files=OS_FILES, spare_bytes=SPARE_BYTES):
+        self.writer = ChunkWriter(data_dir, fsync=fsync, files=files, spare_bytes=spare_bytes)
         self.writer.written = self.writer.synced = synced
         self.policy = FlushPolicy(self.writer, on_progress, on_full or (lambda message: None),
-                                  self._failed, self.retry_interval)
+                                  self._failed, self.retry_interval, on_low)
         self._on_failure = on_failure
         self._pending = collections.deque()
         self._cond = threading.Condition()
@@ -92,16 +95,25 @@ class ThreadFlusher:
         policy = self.policy
         while True:
             with self._cond:
-                while not self._pending and not self._stop:
+                while not self._pending and not self._stop and policy.low is None:
                     self._cond.wait()
-                if self._stop and (not self._pending or policy.failed is not None):
-                    return
-                if self._stop and policy.full is not None:
-                    log.warning("%s: closing with %d requests not written: %s", self.writer.data_dir,
-                                len(self._pending), policy.full)
-                    return
-                if not policy.may_write():  # full: new requests wait for the retry too
-                    self._cond.wait(policy.retry_in())
-                    continue
+                idle = not self._pending and not self._stop
+                if idle:  # on the spare: look at the free space now and then
+                    self._cond.wait(SPARE_RECHECK)
+                    idle = not self._pending and not self._stop
+                if not idle:
+                    if self._stop and (not self._pending or policy.failed is not None):
+                        return
+                    if self._stop and policy.full is not None:
+                        log.warning("%s: closing with %d requests not written: %s", self.writer.data_dir,
+                                    len(self._pending), policy.full)
+                        return
+                    if not policy.may_write():  # full: new requests wait for the retry too
+                        self._cond.wait(policy.retry_in())
+                        continue
             with self._work:
-                self._work_once()
+                if idle:
+                    self.writer.restore_spare(time.monotonic())
+                    policy.note_low()
+                else:
+                    self._work_once()

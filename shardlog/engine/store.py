@@ -35,7 +35,7 @@ from shardlog.types import LogState
 from workers.files import OS_FILES
 from workers.naming import chunk_path
 
-from . import codec
+from . import codec, membership
 from .disk import Disk
 from .events import EventLog
 from .flusher import ThreadFlusher
@@ -109,16 +109,17 @@ class Store:
         data_dirs = [os.path.abspath(os.fspath(d)) for d in data_dirs]
         if not data_dirs:
             raise InvalidArgument("at least one data directory is needed")
-        if len(set(data_dirs)) != len(data_dirs):
-            raise InvalidArgument(f"a data directory is given twice: {data_dirs}")
+        membership.refuse_twice(data_dirs)
         lock = threading.Lock()
         events = EventLog()
         locks, disks = [], []
         try:
-            seen = {}  # path -> its groups
             for path in data_dirs:
                 files.makedirs(path)
                 locks.append(DirLock(path, files))
+            joining = membership.join(data_dirs, files)  # (refuses part of a store before a byte is written)
+            seen = {}  # path -> its groups
+            for path in data_dirs:
                 t0 = time.perf_counter()
                 recovered = _replay_without_gc(path, settings, files)
                 for lost_path, offset, length, reason in recovered.lost:
@@ -133,6 +134,7 @@ class Store:
                          f"; cut a torn tail of {recovered.cut[0]} at {recovered.cut[2]}"
                          if recovered.cut else "")
                 disks.append(Disk(path, settings, recovered, lock, flusher_factory, events, files))
+            membership.write(joining, files)
         except BaseException:
             for disk in disks:
                 disk.close()
@@ -166,7 +168,7 @@ class Store:
             group = self._groups.get(gid)
             if group is None:
                 raise GroupNotFound(gid)
-            group.disk.check_writable()
+            group.disk.check_writable("drop_group")
             group.disk.drop_group(group)  # (which takes it out of the shared dict)
         # Durable before returning, so the id cannot come back on another disk
         # while the drop is still only in memory.
@@ -338,7 +340,7 @@ class Store:
             op = WRITE_OPS[name]
             group = groups.get(gid)
             if group is not None:
-                group.disk.check_writable()
+                group.disk.check_writable(name)
             value = op.check(NEW_GROUP if group is None else group, arg)
             if value is NO_RECORD:
                 return (), None
@@ -349,14 +351,12 @@ class Store:
         new = {}
         for pos, (name, gid, arg) in enumerate(ops):
             op = WRITE_OPS[name]
+            group = groups.get(gid)
+            if group is not None:
+                group.disk.check_writable(name)  # per op: a disk out of space takes only some
             state = states.get(gid)
             if state is None:
-                state = groups.get(gid)
-                if state is None:
-                    state = NEW_GROUP
-                else:
-                    state.disk.check_writable()
-                states[gid] = state
+                state = states[gid] = NEW_GROUP if group is None else group
             value = op.check(state, arg)
             if value is NO_RECORD:
                 continue
@@ -376,7 +376,7 @@ class Store:
         if len(self._groups) + len(gids) > limit:
             raise TooManyGroups(f"cannot create {len(gids)} group(s) ({gids[0]}, ...): the store holds "
                                 f"{len(self._groups)} of at most max_groups = {limit}")
-        disks = [d for d in self._disks if d.failed is None and d.full is None] or self._disks
+        disks = [d for d in self._disks if d.failed is None and d.full is None and d.low is None] or self._disks
         load = {disk: disk.group_count for disk in disks}
         placement = {}
         for gid in gids:

@@ -120,6 +120,7 @@ class Front:
         self._stopping = False
         self._processes = {}
         self._free_checked = {}
+        self._metrics = None
         self._log_refusal = RateLimitedLog(log)
         #: This run of the server: requests naming another one are stale.
         self.incarnation = secrets.randbits(63)
@@ -150,12 +151,11 @@ class Front:
             self.router.rcvhwm = 256
             self.router.bind(bind)
             self.endpoint = self.router.last_endpoint.decode()
+            if settings["metrics_bind"]:
+                self._metrics = serve_metrics(settings["metrics_bind"], self.collect_stat)
         except BaseException:
             self._close_resources()
             raise
-        self._metrics = None
-        if settings["metrics_bind"]:
-            self._metrics = serve_metrics(settings["metrics_bind"], self.collect_stat)
         self._ops = {op: self._write for op in WRITE_OPS}
         self._ops.update(hello=self._hello, flush=self._flush, read=self._read, state=self._state,
                          groups=self._groups, drop_group=self._drop_group, batch=self._batch,

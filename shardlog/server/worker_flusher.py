@@ -42,14 +42,18 @@ _PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
 class WorkerFlusher:
     """Supervises the flush worker of one data directory; driven by the front's loop."""
 
-    def __init__(self, data_dir, on_progress, on_failure, synced=0, on_full=None, *, ctx, run_dir, name,
-                 heartbeat=0.2, fault_file=None, file_size_limit=None, start_timeout=30):
+    def __init__(self, data_dir, on_progress, on_failure, synced=0, on_full=None, on_low=None, *, ctx, run_dir,
+                 name, heartbeat=0.2, fault_file=None, file_size_limit=None, spare_bytes=None, start_timeout=30):
         self.data_dir = data_dir
         self._on_progress = on_progress
         self._on_failure = on_failure
         self._on_full = on_full or (lambda message: None)
+        self._on_low = on_low or (lambda message: None)
         self._file_size_limit = file_size_limit
+        self._spare_bytes = spare_bytes
         self.full = None
+        #: Why the disk runs on its spare (the worker's ``low``), or None.
+        self.low = None
         self._ctx = ctx
         self._run_dir = run_dir
         self._name = name
@@ -92,7 +96,7 @@ class WorkerFlusher:
 
     def stats(self):
         stats = dict(self.worker_stats)
-        stats.update(pid=self.proc.pid if self.proc else None, restarts=self.restarts, full=self.full,
+        stats.update(pid=self.proc.pid if self.proc else None, restarts=self.restarts, full=self.full, low=self.low,
                      inflight=len(self._inflight),
                      heartbeat_age=None if self.last_heartbeat is None
                      else round(time.monotonic() - self.last_heartbeat, 3))
@@ -176,6 +180,8 @@ class WorkerFlusher:
                "--heartbeat", str(self._heartbeat)]
         if self._file_size_limit:
             cmd += ["--file-size-limit", str(self._file_size_limit)]
+        if self._spare_bytes is not None:
+            cmd += ["--spare-bytes", str(self._spare_bytes)]
         if self._fault_file:
             cmd += ["--fault-file", self._fault_file,
                     "--sync-trace", os.path.join(self.data_dir, SYNC_TRACE_FILE)]
@@ -210,8 +216,11 @@ class WorkerFlusher:
                 self._fail(event[4])
                 return
             self._set_full(event[5])
+            self._set_low(event[6] if len(event) > 6 else None)
         elif kind == "full":
             self._set_full(event[2])
+        elif kind == "low":
+            self._set_low(event[2])
         if kind == "done":
             self._set_full(None)
         if kind in ("done", "hb"):
@@ -229,6 +238,11 @@ class WorkerFlusher:
         if message != self.full:
             self.full = message
             self._on_full(message)
+
+    def _set_low(self, message):
+        if message != self.low:
+            self.low = message
+            self._on_low(message)
 
     def _prune(self):
         """Forget requests that are done and durable; keep the rest for a resend."""
@@ -250,16 +264,17 @@ class WorkerFlusher:
         self._on_failure(OSError(message))
 
 
-def worker_flusher_factory(ctx, run_dir, heartbeat=0.2, fault_injection=False, file_size_limit=None):
+def worker_flusher_factory(ctx, run_dir, heartbeat=0.2, fault_injection=False, file_size_limit=None,
+                           spare_bytes=None):
     """A ``flusher_factory`` for ``Store.open`` that runs one worker process per disk.
 
     The flushers it makes are listed in ``factory.flushers`` for the loop to drive.
     """
-    def factory(data_dir, on_progress, on_failure, synced=0, on_full=None):
+    def factory(data_dir, on_progress, on_failure, synced=0, on_full=None, on_low=None):
         fault = os.path.join(data_dir, FAULT_FILE) if fault_injection else None
-        flusher = WorkerFlusher(data_dir, on_progress, on_failure, synced, on_full, ctx=ctx, run_dir=run_dir,
-                                name=f"disk{len(factory.flushers) + 1}", heartbeat=heartbeat,
-                                fault_file=fault, file_size_limit=file_size_limit)
+        flusher = WorkerFlusher(data_dir, on_progress, on_failure, synced, on_full, on_low, ctx=ctx,
+                                run_dir=run_dir, name=f"disk{len(factory.flushers) + 1}", heartbeat=heartbeat,
+                                fault_file=fault, file_size_limit=file_size_limit, spare_bytes=spare_bytes)
         factory.flushers.append(flusher)
         return flusher
 

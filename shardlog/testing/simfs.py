@@ -183,6 +183,17 @@ class SimFiles:
                 if name.startswith(prefix):
                     self._durable_names[name] = f
 
+    def allocate(self, path, size):
+        with self._lock:
+            self._op(f"allocate {path}")
+            f = self._files.setdefault(path, _File())
+            f.data[len(f.data):size] = bytes(max(0, size - len(f.data)))
+            f.durable = bytes(f.data)  # durably, as OsFiles.allocate (the name waits for sync_dir)
+            f.pending.clear()
+
+    def space(self, path):
+        return 1 << 40, 1 << 40  # a simulated disk never fills
+
     def truncate(self, path, size):
         with self._lock:
             self._op(f"truncate {path}")
@@ -209,10 +220,11 @@ class InlineFlusher:
     """A flusher without a thread: requests wait until the store pumps, then run
     in the pumping thread, in order (see ``open_store``)."""
 
-    def __init__(self, data_dir, on_progress, on_failure, synced=0, on_full=None, files=None):
+    def __init__(self, data_dir, on_progress, on_failure, synced=0, on_full=None, on_low=None, files=None):
         self.writer = ChunkWriter(data_dir, files=files)
         self.writer.written = self.writer.synced = synced
-        self.policy = FlushPolicy(self.writer, on_progress, on_full or (lambda message: None), on_failure)
+        self.policy = FlushPolicy(self.writer, on_progress, on_full or (lambda message: None), on_failure,
+                                  on_low=on_low)
         self._pending = []
 
     @property
@@ -242,8 +254,8 @@ def open_store(fs, path, **settings):
     """A Store on ``fs`` at ``path`` whose flushers run when it waits (deterministic)."""
     flushers = []
 
-    def factory(data_dir, on_progress, on_failure, synced=0, on_full=None):
-        flusher = InlineFlusher(data_dir, on_progress, on_failure, synced, on_full, files=fs)
+    def factory(data_dir, on_progress, on_failure, synced=0, on_full=None, on_low=None):
+        flusher = InlineFlusher(data_dir, on_progress, on_failure, synced, on_full, on_low, files=fs)
         flushers.append(flusher)
         return flusher
 
