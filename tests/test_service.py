@@ -2,9 +2,11 @@
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -214,6 +216,30 @@ def test_disk_full_is_refused_before_the_disk_is_full(start_server):
                 b.group(2).save_vote((1, 1))
         assert client.groups() == []
         assert client.group(1).state() == LogState()
+        stat = client.stat()["disks"][0]
+        assert stat["under_reserve"] and stat["reserve_bytes"] == 10 ** 18 and 0 < stat["free_bytes"]
+    assert "under the reserve" in server.log()
+
+
+def test_under_the_reserve_what_frees_space_is_still_taken(start_server, tmp_path):
+    """Before, purge, truncate, commit and save_vote were refused too."""
+    server = start_server()
+    with server.client() as client:
+        client.group(1).append([((1, i), b"x") for i in range(10)], flush=True)
+    assert server.stop() == 0
+    server = start_server(None, "--disk-reserve-bytes", str(10 ** 18))
+    with server.client() as client:
+        from shardlog import DiskFull
+        group = client.group(1)
+        with pytest.raises(DiskFull, match="purge, drop groups or free space"):
+            group.append([((1, 10), b"x")])
+        group.save_vote((2, 1), flush=True)
+        group.commit((1, 5), flush=True)
+        group.purge((1, 3), flush=True)
+        group.truncate(8, flush=True)
+        assert group.state() == LogState((2, 1), (1, 7), (1, 5), (1, 3))
+        client.drop_group(1)
+        assert client.groups() == []
 
 
 def test_data_directories_on_one_device_are_reported(start_server, tmp_path):
@@ -516,3 +542,51 @@ def test_a_lagging_group_is_an_event_a_client_polls_and_a_metric(start_server):
         assert [g["gid"] for g in lagging] == [5]
         assert re.search(r'shardlog_lagging_groups\{disk="[^"]+"\} 1\n', text)
         assert list(client.group(5).read(0, 20)) == [((1, i), b"x" * 100) for i in range(20)]
+
+
+def test_sigterm_to_the_whole_process_group_is_a_clean_stop(tmp_path):
+    """systemd's default stop signals the whole group: the workers are not
+    "dead, restarting" then; the front flushes and stops them."""
+    from shardlog.testing.process import reap
+
+    sock_dir = tempfile.mkdtemp(prefix="sl-")
+    endpoint = f"ipc://{sock_dir}/front"
+    log_path = tmp_path / "serve.log"
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen([sys.executable, "-m", "shardlog", "serve", "--bind", endpoint, "--data-dir",
+                                 str(tmp_path / "data"), "--disk-reserve-bytes", "0"], stdout=log_file,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                start_new_session=True)
+    workers = []
+    try:
+        assert poll_for(lambda: b"serving on" in log_path.read_bytes(), 30)
+        with Client(endpoint, timeout=10) as client:
+            client.group(1).append([((1, 0), b"a")])  # not flushed by the client
+            workers = [d["worker"]["pid"] for d in client.stat()["disks"]]
+        os.killpg(proc.pid, signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        reap(workers)
+        shutil.rmtree(sock_dir, ignore_errors=True)
+    log = log_path.read_text()
+    assert "died" not in log and "restarting" not in log, log
+    assert "stopped" in log
+    with Store.open(tmp_path / "data") as store:
+        assert [e for e in store.group(1).read(0, 5)] == [((1, 0), b"a")]
+
+
+def test_a_stalled_worker_is_reported_and_so_is_its_return(start_server):
+    server = start_server(None, "--heartbeat", "0.05")
+    worker = server.workers[0]
+    os.kill(worker, signal.SIGSTOP)
+    try:
+        assert poll_for(lambda: "silent for" in server.log(), 15)
+    finally:
+        os.kill(worker, signal.SIGCONT)
+    assert poll_for(lambda: "is heard again" in server.log(), 10)
+    with server.client() as client:
+        client.group(1).append([((1, 0), b"a")], flush=True)

@@ -132,3 +132,18 @@ def test_the_deadline_sent_is_never_later_than_the_clients():
     message = unpack(data)
     assert message["inc"] == 5
     assert message["dl"] < 1000.0 + 2  # the server's clock read 1000.0 before `now`
+
+
+def test_an_old_clock_reading_is_renewed_only_between_requests():
+    """A pipelining client never waits behind its own requests for a hello;
+    the drift margin grows with the reading's age meanwhile."""
+    from shardlog.client.core import CLOCK_SYNC_MAX_AGE, Core
+
+    core = Core()
+    assert core.needs_hello(0.0, busy=True), "never said hello: it must"
+    core.took_hello({"protocol": 1, "incarnation": 5, "clock": 1000.0}, received_at=0.0)
+    later = CLOCK_SYNC_MAX_AGE + 1
+    assert core.needs_hello(later) and not core.needs_hello(later, busy=True)
+    near = unpack(core.request("append", {}, deadline=1.0)[1])["dl"]
+    far = unpack(core.request("append", {}, deadline=101.0)[1])["dl"]
+    assert (1000.0 + 101.0) - far > (1000.0 + 1.0) - near, "older readings leave a wider margin"

@@ -171,5 +171,9 @@ def run(args):
 
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the front decides when we stop
+    # The front decides when we stop: a SIGTERM or Ctrl-C to the whole process
+    # group (systemd's default stop) reaches the front too, which flushes,
+    # then stops us. Alone, we exit once the front is gone.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     return run(parse_args(sys.argv[1:] if argv is None else argv))

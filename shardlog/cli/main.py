@@ -21,7 +21,11 @@ SETTING_FLAGS = [
     ("max_request_entries", int, "most entries in one request (append or batch)"),
     ("max_request_bytes", int, "most payload bytes in one request"),
     ("max_groups", int, "most groups the server holds; creating more is refused"),
-    ("disk_reserve_bytes", int, "refuse writes with DiskFull when free space falls under this"),
+    ("disk_reserve_bytes", int, "under this much free space, refuse entries, user data and new groups with "
+                                "DiskFull (purge, truncate, drop_group, commit, save_vote are still taken); "
+                                "-1: 64 MiB, or a 20th of a smaller disk"),
+    ("disk_spare_bytes", int, "disk space each worker holds back so that purge, truncate and drop_group can "
+                              "still be written once the disk is really full"),
     ("heartbeat", float, "seconds between the workers' heartbeats"),
     ("chunk_max_size", int, "close a chunk once it holds this many bytes"),
     ("chunk_max_records", int, "close a chunk once it holds this many records"),

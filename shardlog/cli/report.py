@@ -26,8 +26,13 @@ def format_stat(stat, previous=None):
     for disk in stat["disks"]:
         worker, flusher, cache = disk["worker"] or {}, disk["flusher"], disk["cache"]
         flag = (f"  FAILED: {disk['failed']}" if disk["failed"]
-                else f"  FULL: {disk['full']}" if disk["full"] else "")
+                else f"  FULL: {disk['full']}" if disk["full"]
+                else f"  ON ITS SPARE: {disk['low']}" if disk.get("low")
+                else "  UNDER THE RESERVE: entries refused" if disk.get("under_reserve") else "")
         say(f"  disk {disk['path']}{flag}")
+        if "free_bytes" in disk:
+            say(f"    {disk['free_bytes'] / 2**20:,.1f} MiB free of {disk['total_bytes'] / 2**20:,.1f} MiB, "
+                f"reserve {disk['reserve_bytes'] / 2**20:,.1f} MiB")
         say(f"    {disk['groups']} groups, {disk['chunks']} chunks, {disk['bytes_on_disk']} bytes on disk, "
             f"{disk['unsynced_bytes']} unsynced")
         say(f"    worker pid {worker.get('pid')}: rss {worker.get('rss', 0) / 2**20:.1f} MiB, "

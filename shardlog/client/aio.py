@@ -155,7 +155,7 @@ class AsyncClient:
         """Send a request; its reply (a map), or, with ``callback``, None at once."""
         self._check_usable()
         timeout = self.timeout if timeout is None else timeout
-        if not hello and self._core.needs_hello(time.monotonic()):
+        if not hello and self._core.needs_hello(time.monotonic(), busy=bool(self._waiting or self._callbacks)):
             await self._hello(timeout)
         deadline = None if timeout is None or hello else time.monotonic() + timeout
         request_id, data = self._core.request(op, fields, deadline)

@@ -76,6 +76,8 @@ class Client:
         self._core = Core()
         self._replies = {}
         self._callbacks = {}
+        #: Ids of the requests sent on this connection and not answered yet.
+        self._unanswered = set()
         #: Bumped at each reconnection: requests sent before it get no reply.
         self._connection = 0
         self._closed = False
@@ -124,6 +126,7 @@ class Client:
         """After a Timeout: what is queued is dropped (LINGER 0), never to be
         sent; requests in flight get no reply and their callbacks ``error``."""
         callbacks, self._callbacks = self._callbacks, {}
+        self._unanswered.clear()
         self._sock.close()
         self._sock = None
         self._connection += 1
@@ -146,11 +149,12 @@ class Client:
         if self._closed:
             raise StoreClosed("the client is closed")
         timeout = self.timeout if timeout is None else timeout
-        if self._core.needs_hello(time.monotonic()):
+        if self._core.needs_hello(time.monotonic(), busy=len(self._unanswered) > 0):
             self._hello(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         request_id, data = self._core.request(op, fields, deadline)
         self._sock.send(data)
+        self._unanswered.add(request_id)
         return _Pending(self, request_id, deadline, timeout)
 
     def request(self, op, timeout=None, **fields):
@@ -178,6 +182,7 @@ class Client:
 
     def _take(self, data):
         reply_id, reply = self._core.reply(data)
+        self._unanswered.discard(reply_id)
         callback = self._callbacks.pop(reply_id, None)
         if callback is None:
             self._replies[reply_id] = reply

@@ -93,10 +93,15 @@ class Core:
         self._offset = None
         self._synced_at = None
 
-    def needs_hello(self, now):
-        """Whether the next request must be preceded by a ``hello`` (first
-        use, after a reconnection, or a clock reading grown old)."""
-        return self._synced_at is None or now - self._synced_at > CLOCK_SYNC_MAX_AGE
+    def needs_hello(self, now, busy=False):
+        """Whether the next request must be preceded by a ``hello``: on first
+        use and after a reconnection; when the clock reading has grown old,
+        only while no request is in flight (``busy``), so that a pipelining
+        client never waits behind its own requests (the drift margin grows
+        with the reading's age meanwhile)."""
+        if self._synced_at is None:
+            return True
+        return not busy and now - self._synced_at > CLOCK_SYNC_MAX_AGE
 
     def forget_hello(self):
         self._synced_at = None

@@ -617,6 +617,7 @@ class Disk:
             "unsynced_bytes": self.end - self.synced,
             "failed": None if self.failed is None else str(self.failed),
             "full": None if self.full is None else str(self.full),
+            "low": None if self.low is None else str(self.low),
             "pinning_chunk": None if pinning is None else pinning.start,
             "pinning_groups": self.pinning_groups(),
             "live_bytes": self.live_size(),  # entries and states

@@ -12,8 +12,11 @@ import tomllib
 
 from shardlog.engine.settings import DEFAULTS as ENGINE_DEFAULTS
 from shardlog.errors import InvalidArgument
+from workers.writer import SPARE_BYTES
 
 MiB = 1 << 20
+#: The reserve when ``disk_reserve_bytes`` is -1 (and the disk is not small).
+DEFAULT_RESERVE = 64 * MiB
 
 SERVICE_DEFAULTS = {
     "data_dir": ["./shardlog-data"],
@@ -28,8 +31,14 @@ SERVICE_DEFAULTS = {
     #: A read reply holds at most this many entries / bytes; the rest is paged.
     "max_read_entries": 10_000,
     "max_read_bytes": 16 * MiB,
-    #: Writes are refused with DiskFull when free space falls under this.
-    "disk_reserve_bytes": 64 * MiB,
+    #: Under this much free space, entries, user data and new groups are
+    #: refused with DiskFull (ops that free space are still taken); -1: 64 MiB,
+    #: or a 20th of a smaller disk.
+    "disk_reserve_bytes": -1,
+    #: Disk space each worker holds back (a file, SPARE) so that records that
+    #: free space can be written once the disk is really full (a 64th of a
+    #: smaller file system at most).
+    "disk_spare_bytes": SPARE_BYTES,
     "heartbeat": 0.2,
     #: host:port for Prometheus metrics at /metrics ("" = off).
     "metrics_bind": "",

@@ -39,9 +39,9 @@ from shardlog.errors import (
     UnknownOp,
     VersionMismatch,
 )
-from shardlog.ops import WRITE_OPS
+from shardlog.ops import TAKEN_WHEN_LOW, WRITE_OPS
 
-from .config import engine_settings
+from .config import DEFAULT_RESERVE, engine_settings
 from .metrics import serve_metrics
 from .ratelog import RateLimitedLog
 from .security import serve_curve
@@ -120,6 +120,7 @@ class Front:
         self._stopping = False
         self._processes = {}
         self._free_checked = {}
+        self._under_reserve = {}
         self._metrics = None
         self._log_refusal = RateLimitedLog(log)
         #: This run of the server: requests naming another one are stale.
@@ -130,7 +131,8 @@ class Front:
             t0 = time.perf_counter()
             factory = worker_flusher_factory(self.ctx, self.run_dir, heartbeat=settings["heartbeat"],
                                              fault_injection=settings["fault_injection"],
-                                             file_size_limit=settings["worker_file_size_limit"])
+                                             file_size_limit=settings["worker_file_size_limit"],
+                                             spare_bytes=settings["disk_spare_bytes"])
             self.store = Store.open(data_dirs, flusher_factory=factory, **engine_settings(settings))
             self.flushers = factory.flushers
             self.store.pump = lambda timeout: pump_all(self.flushers, timeout)
@@ -301,34 +303,49 @@ class Front:
 
     # ------------------------------------------------------------ operations
 
-    def _check_space(self, gids):
-        """DiskFull before the disk really is: free space under the reserve refuses writes.
-
-        A group's own disk must have room; a new group needs one disk with room.
-        Each disk is looked at once per request, and at most every 0.1 s.
-        """
-        reserve = self.settings["disk_reserve_bytes"]
-        if not reserve:
-            return
+    def _check_space(self, ops):
+        """DiskFull before the disk really is: on a disk whose free space is
+        under the reserve, only ops that free space or hold a few bytes of
+        state are taken (ops.TAKEN_WHEN_LOW, drop_group); a new group needs
+        a disk with room. Each disk is looked at at most every 0.1 s."""
         groups = self.store._groups
-        homes = {groups[gid].disk.path for gid in gids if gid in groups}
-        for path in homes:
-            free = self._free_bytes(path)
+        growing = [gid for name, gid, _ in ops if name not in TAKEN_WHEN_LOW or gid not in groups]
+        if not growing:
+            return
+        for path in {groups[gid].disk.path for gid in growing if gid in groups}:
+            free, reserve = self._free_and_reserve(path)
             if free < reserve:
-                raise DiskFull(f"{path}: {free} bytes free, under the reserve of {reserve}; "
-                               "free space or add a disk")
-        if any(gid not in groups for gid in gids):
-            free = {d.path: self._free_bytes(d.path) for d in self.store._disks}
-            if all(f < reserve for f in free.values()):
-                raise DiskFull(f"every disk is under the reserve of {reserve} free bytes ({free}); "
+                raise DiskFull(f"{path}: {free} bytes free, under the reserve of {reserve}; only "
+                               f"{', '.join(sorted(TAKEN_WHEN_LOW))} and drop_group are taken: purge, drop "
+                               "groups or free space")
+        if any(gid not in groups for gid in growing):
+            room = {d.path: self._free_and_reserve(d.path) for d in self.store._disks}
+            if all(free < reserve for free, reserve in room.values()):
+                raise DiskFull(f"every disk is under the reserve (free, reserve bytes: {room}); "
                                "free space or add a disk")
 
-    def _free_bytes(self, path):
+    def _free_and_reserve(self, path):
+        """``(free bytes, reserve bytes)`` of the disk at ``path``; logs when it
+        passes under or back over its reserve."""
         now = time.monotonic()
         checked = self._free_checked.get(path)
         if checked is None or now - checked[0] > 0.1:
-            checked = self._free_checked[path] = (now, psutil.disk_usage(path).free)
-        return checked[1]
+            usage = psutil.disk_usage(path)
+            checked = self._free_checked[path] = (now, usage.free, self._reserve(usage.total))
+            under = usage.free < checked[2]
+            if under != self._under_reserve.get(path, False):
+                self._under_reserve[path] = under
+                if under:
+                    log.warning("%s: %d bytes free, under the reserve of %d: entries, user data and new "
+                                "groups are refused until space is freed", path, usage.free, checked[2])
+                else:
+                    log.warning("%s: %d bytes free, over the reserve of %d again: every write is taken",
+                                path, usage.free, checked[2])
+        return checked[1], checked[2]
+
+    def _reserve(self, total):
+        reserve = self.settings["disk_reserve_bytes"]
+        return min(DEFAULT_RESERVE, total // 20) if reserve < 0 else reserve
 
     def _check_size(self, ops):
         """Refuse a request carrying more entries or payload bytes than the limits allow."""
@@ -365,7 +382,7 @@ class Front:
     def _submit(self, ident, request_id, msg, ops):
         """The front's one write path: a single write is a batch of one."""
         self._check_size(ops)
-        self._check_space({gid for _, gid, _ in ops})
+        self._check_space(ops)
         if msg.get("flush"):
             self.store.write_normalized(ops, flush=True, callback=self._reply_later(ident, request_id))
             return _LATER
@@ -415,6 +432,10 @@ class Front:
         stat["front"] = self._process_stat(os.getpid())
         for disk in stat["disks"]:
             disk["worker"] = self._process_stat(disk["flusher"].get("pid"))
+            usage = psutil.disk_usage(disk["path"])
+            reserve = self._reserve(usage.total)
+            disk.update(free_bytes=usage.free, total_bytes=usage.total, reserve_bytes=reserve,
+                        under_reserve=usage.free < reserve)
         stat["endpoint"] = self.endpoint
         stat["incarnation"] = self.incarnation
         stat["stale_requests"] = self.stale_requests

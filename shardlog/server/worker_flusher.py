@@ -108,8 +108,12 @@ class WorkerFlusher:
         while self._inflight and self.failed is None and self.full is None and time.monotonic() < deadline:
             self.pump(0.05)
         if self._inflight:
-            log.warning("%s: stopping the flush worker with %d requests not durable (%s)", self.data_dir,
-                        len(self._inflight), self.failed or self.full or "timed out")
+            unwritten = [r for r, _ in self._inflight.values() if not isinstance(r, RemoveRequest)]
+            span = (f"stream bytes {unwritten[0].at}..{unwritten[-1].at + len(unwritten[-1].data)}"
+                    if unwritten else "chunk removals only")
+            log.warning("%s: stopping the flush worker with %d requests not durable (%s): %s; they were "
+                        "never acknowledged as durable", self.data_dir, len(self._inflight), span,
+                        self.failed or self.full or "timed out")
         try:
             self.push.send(STOP, zmq.NOBLOCK)
         except zmq.ZMQError:
@@ -145,7 +149,9 @@ class WorkerFlusher:
                 log.error("%s: flush worker (pid %d) silent for %.0f s: the disk may be hung",
                           self.data_dir, self.proc.pid, silent)
                 self._stuck_reported = True
-            elif silent <= self.stuck_after:
+            elif silent <= self.stuck_after and self._stuck_reported:
+                log.warning("%s: flush worker (pid %d) is heard again: the disk answers", self.data_dir,
+                            self.proc.pid)
                 self._stuck_reported = False
             return
         log.warning("%s: flush worker (pid %d) died with exit code %s; restarting and "
