@@ -590,3 +590,23 @@ def test_a_stalled_worker_is_reported_and_so_is_its_return(start_server):
     assert poll_for(lambda: "is heard again" in server.log(), 10)
     with server.client() as client:
         client.group(1).append([((1, 0), b"a")], flush=True)
+
+
+def test_semantics_through_a_real_server(start_server):
+    """docs/semantics.md, as a client sees it: a read over a purged range
+    returns the entries held, commit beyond last is taken (as raft-log), and
+    a refused truncate says what it met and what it accepts."""
+    from shardlog import LogIndexNotFound
+
+    server = start_server()
+    with server.client() as client:
+        group = client.group(1)
+        group.append([((1, i), b"%d" % i) for i in range(10)])
+        group.purge((1, 4))
+        assert [i for (_, i), _ in group.read(0, 8)] == [5, 6, 7]
+        group.commit((1, 20))
+        assert group.state().committed == (1, 20)
+        with pytest.raises(LogIndexNotFound, match="truncate at 3: it would cut into the purged entries") as info:
+            group.truncate(3)
+        assert info.value.index == 2
+        assert group.state().last == (1, 9), "the refused truncate changed nothing"
