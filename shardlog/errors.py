@@ -210,7 +210,14 @@ class Timeout(ShardlogError, TimeoutError):
 class StaleRequest(ShardlogError):
     """A request refused without effect because its client can no longer be
     waiting for it: it came after its deadline, or was meant for an earlier
-    run of the server (whose unflushed writes a restart may have lost)."""
+    run of the server (whose unflushed writes a restart may have lost).
+    ``incarnation`` is the server's run now, when the server says so."""
+
+    fields = ("incarnation",)
+
+    def __init__(self, message, incarnation=None):
+        super().__init__(message)
+        self.incarnation = incarnation
 
 
 

@@ -15,6 +15,8 @@ from shardlog.client import AsyncClient, AsyncClientGroup, Client, ClientGroup, 
 from shardlog.errors import TooLarge
 from shardlog.server.ratelog import RateLimitedLog
 
+from .service import poll_for
+
 
 def public(cls):
     return {name for name, _ in inspect.getmembers(cls) if not name.startswith("_")}
@@ -98,15 +100,16 @@ def test_a_client_used_by_two_threads_at_once_says_so(start_server):
         try:
             thread = threading.Thread(target=waiting_call)
             thread.start()
-            time.sleep(0.3)
+            assert poll_for(lambda: client._unanswered, 5), "the first thread is waiting for its reply"
             t0 = time.monotonic()
             with pytest.raises(ClientInUse, match="one Client per thread|its own Client"):
                 client.groups()
             assert time.monotonic() - t0 < 1
+            thread.join(10)  # the first call times out while the server is stopped
         finally:
             os.kill(server.proc.pid, signal.SIGCONT)
             thread.join(10)
-        assert isinstance(first.get("error"), Timeout) or not first
+        assert isinstance(first.get("error"), Timeout), first
         # One thread after another is fine: the client goes on after its timeout.
         done = []
         worker = threading.Thread(target=lambda: done.append(client.group(1).state().last))

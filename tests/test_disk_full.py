@@ -81,8 +81,15 @@ def test_sigterm_on_a_full_disk_exits_and_loses_nothing_acknowledged(start_serve
     data = small_disk / "data"
     server = start_server([data], "--chunk-max-size", str(4 << 20), "--disk-spare-bytes", "0")
     with server.client(timeout=30) as client:
-        last = fill(client.group(1), 0)
+        group = client.group(1)
+        last = fill(group, 0)
         assert client.stat()["disks"][0]["full"]
+        # Full past any spare, the disk takes nothing: what it took could not be made durable.
+        with pytest.raises(DiskFull):
+            client.drop_group(1)
+        with pytest.raises(DiskFull):
+            group.purge((1, 5), flush=True)
+        assert client.groups() == [1] and group.state().purged is None, "the refusals left no trace"
     t0 = time.monotonic()
     server.proc.send_signal(signal.SIGTERM)
     assert server.proc.wait(10) == 0
@@ -93,3 +100,21 @@ def test_sigterm_on_a_full_disk_exits_and_loses_nothing_acknowledged(start_serve
     with server.client() as client:
         entries = [log_id for log_id, _ in client.group(1).read(0, last + 1)]
         assert entries == [(1, i) for i in range(last + 1)], "every acknowledged entry is there"
+
+
+def test_a_failed_fsync_is_never_retried_on_the_spare(tmp_path):
+    """Only a write that found the disk full is done again after the spare
+    goes: after a failed fsync the page cache may have dropped the bytes."""
+    import errno
+
+    from workers.messages import WriteRequest
+    from workers.writer import SPARE_FILE, ChunkWriter, SyncFailed
+
+    def fsync(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    writer = ChunkWriter(tmp_path, fsync=fsync, spare_bytes=1 << 16)
+    assert (tmp_path / SPARE_FILE).exists()
+    with pytest.raises(SyncFailed):
+        writer.write_batch([WriteRequest(1, 0, 0, b"abc", True)])
+    assert (tmp_path / SPARE_FILE).exists() and writer.synced == 0

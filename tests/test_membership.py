@@ -90,14 +90,15 @@ def test_directories_of_older_versions_are_adopted(tmp_path):
         Store.open(b)
 
 
-def test_a_directory_that_lost_its_file_is_the_member_last_seen_there(two):
+def test_a_member_without_its_file_is_refused_as_an_unmounted_disk(two):
+    """An unmounted disk leaves an empty mount point at the member's path:
+    adopting it would let the store open without the disk's groups."""
     a, b = two
-    (b / STORE_FILE).unlink()
-    with pytest.raises(InvalidArgument, match=f"{b} not given"):
-        Store.open(a)
-    with Store.open([a, b]) as store:
-        assert store.group(2).state() == LogState(vote=(2, 2))
-    assert membership.read_record(b)["dir"] == membership.read_record(a)["members"][1][0]
+    shutil.rmtree(b)
+    b.mkdir()
+    with pytest.raises(InvalidArgument, match="is its disk mounted"):
+        Store.open([a, b])
+    assert not (b / STORE_FILE).exists(), "nothing written"
 
 
 def test_a_moved_directory_is_the_same_member(two, tmp_path):

@@ -121,17 +121,46 @@ def test_the_server_refuses_another_run_or_a_passed_deadline(fixed_endpoint):
 
 
 def test_the_deadline_sent_is_never_later_than_the_clients():
-    """The server's clock read at hello is mapped conservatively: the deadline
-    sent is at or before the local one, however long the hello took."""
+    """Whenever in the hello's round trip the server read its clock, the
+    deadline sent falls, on the server's clock, at or before the client's."""
     from shardlog.client.core import Core
 
-    core = Core()
-    now = time.monotonic()
-    core.took_hello({"protocol": 1, "incarnation": 5, "clock": 1000.0}, received_at=now)
-    _, data = core.request("append", {}, deadline=now + 2)
-    message = unpack(data)
-    assert message["inc"] == 5
-    assert message["dl"] < 1000.0 + 2  # the server's clock read 1000.0 before `now`
+    skew = 5000.0  # the server's clock = the client's + skew
+    sent, received = 10.0, 12.5  # a slow hello
+    for read_at in (sent, 11.0, received):  # when, in client time, the server read its clock
+        core = Core()
+        core.took_hello({"protocol": 1, "incarnation": 5, "clock": read_at + skew}, received_at=received)
+        deadline = received + 2
+        message = unpack(core.request("append", {}, deadline=deadline)[1])
+        assert message["inc"] == 5
+        assert message["dl"] <= deadline + skew, read_at
+
+
+def test_a_pipelined_request_dropped_at_a_reconnection_times_out_only_after_its_deadline(fixed_endpoint):
+    """Another request's timeout reconnects the client; this one may still sit in
+    the server's buffers, so its Timeout waits for its own deadline (before, it
+    came at once, and the truncate ran seconds later)."""
+    endpoint, run = fixed_endpoint
+    server = run()
+    with Client(endpoint, timeout=10) as client:
+        client.group(1).append([((1, i), b"e%d" % i) for i in range(10)], flush=True)
+    before = entries_of(endpoint, 1)
+    with Client(endpoint, timeout=10) as client:
+        os.kill(server.proc.pid, signal.SIGSTOP)
+        try:
+            first = client.submit("state", timeout=0.5, gid=1)
+            truncate = client.submit("truncate", timeout=2.5, gid=1, index=0, flush=True)
+            sent = time.monotonic()
+            with pytest.raises(Timeout):
+                first.result()
+            with pytest.raises(Timeout, match="dropped"):
+                truncate.result()
+            assert time.monotonic() - sent >= 2.4, "Timeout said before the request's own deadline"
+        finally:
+            os.kill(server.proc.pid, signal.SIGCONT)
+    assert entries_of(endpoint, 1) == before
+    with Client(endpoint, timeout=10) as other:
+        assert poll_for(lambda: other.stat()["stale_requests"] >= 1, 5)
 
 
 def test_an_old_clock_reading_is_renewed_only_between_requests():

@@ -110,6 +110,9 @@ class ChunkWriter:
             self._spare_checked = now
         free, total = self.files.space(self.data_dir)
         size = min(self._spare_wanted, total // 64)
+        if size <= 0:  # a file system that reports no size (some FUSE, NFS): no spare
+            self.low = None
+            return
         if self.files.exists(self._spare_path) and self.files.size(self._spare_path) >= size:
             self.low = None
             return
@@ -154,8 +157,10 @@ class ChunkWriter:
         try:
             return self._write_batch(requests)
         except OSError as exc:
-            # (EFBIG is a file size limit: the spare would not help)
-            if not (exc.errno in (errno.ENOSPC, errno.EDQUOT) and self._spare_wanted and self._drop_spare()):
+            # Only a write found the disk full (a failed fsync is never
+            # retried: see SyncFailed), and not a file size limit (EFBIG),
+            # which the spare would not help.
+            if not (is_full(exc) and exc.errno != errno.EFBIG and self._spare_wanted and self._drop_spare()):
                 raise
             self.low = (f"{self.data_dir}: the disk filled up ({exc.strerror}); running on the spare: "
                         "only records that free space are taken until space is freed")

@@ -165,16 +165,24 @@ class AsyncClient:
             return None
         future = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = future
-        await self._sock.send(data)
+        sock = self._sock
+        await sock.send(data)
         try:
             reply = await asyncio.wait_for(future, timeout)
         except asyncio.TimeoutError:
             self._waiting.pop(request_id, None)
             error = Timeout(timeout_message(timeout, self.endpoint))
-            await self._reconnect(error)
+            if self._sock is sock:  # (not already reconnected by another request's timeout)
+                await self._reconnect(error)
             raise error from None
+        except Timeout:
+            # Dropped when another request's timeout reconnected the client:
+            # this one may still take effect until its own deadline.
+            if deadline is not None:
+                await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+            raise
         if reply.get("code") == StaleRequest.code:
-            self._core.forget_hello()
+            self._core.took_stale(reply)
         return reply
 
     async def request(self, op, timeout=None, **fields):

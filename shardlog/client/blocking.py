@@ -95,6 +95,7 @@ class Client:
     def __exit__(self, *exc):
         self.close()
 
+    @_exclusive
     def close(self):
         if self._closed:
             return
@@ -170,14 +171,21 @@ class Client:
             self._take(self._sock.recv())
         reply = self._replies.pop(request_id)
         if reply.get("code") == StaleRequest.code:
-            self._core.forget_hello()
+            self._core.took_stale(reply)
         return reply
 
     @_exclusive
     def _result(self, pending):
         if pending.request_id not in self._replies and pending._connection != self._connection:
-            raise Timeout(f"dropped: the client reconnected after a timeout, before this "
-                          f"request's reply came from {self.endpoint}")
+            # The client reconnected after another request's timeout. This one
+            # may still be in the server's buffers: it may take effect until
+            # its own deadline, so Timeout is said only once that has passed.
+            if pending._deadline is None:
+                raise Timeout(f"dropped when the client reconnected, with no deadline: it may still take "
+                              f"effect on {self.endpoint}")
+            time.sleep(max(0.0, pending._deadline - time.monotonic()))
+            raise Timeout(f"dropped when the client reconnected after a timeout; no reply within "
+                          f"{pending._timeout} s from {self.endpoint}")
         return protocol.raise_for(self._receive(pending.request_id, pending._deadline, pending._timeout))
 
     def _take(self, data):
@@ -284,7 +292,7 @@ class ClientGroup:
         the error when the reply is received (by a later call or ``client.poll()``)."""
         if callback is None:
             return self._client._drive(flush_op(self.gid), timeout)
-        pending = self._client.submit("flush", gid=self.gid)
+        pending = self._client.submit("flush", timeout, gid=self.gid)
         self._client._callbacks[pending.request_id] = callback
 
     def read(self, start, end):

@@ -122,6 +122,15 @@ class Core:
                                "not flushed before the restart may be lost; read the groups' state again")
         return result
 
+    def took_stale(self, reply):
+        """A StaleRequest reply: learn the server's run from it (so the restart
+        is reported once, by this error) and read its clock again."""
+        fields = reply.get("fields")
+        incarnation = fields.get("incarnation") if isinstance(fields, dict) else None
+        if incarnation is not None:
+            self.incarnation = incarnation
+        self.forget_hello()
+
     def request(self, op, fields, deadline=None):
         """``(request id, bytes)`` of a request; ``deadline`` on the local
         monotonic clock, or None for none."""

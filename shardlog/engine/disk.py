@@ -85,6 +85,8 @@ class Disk:
         self.full = None
         #: DiskFull while the disk runs on its spare: only ops.TAKEN_WHEN_LOW are taken.
         self.low = None
+        #: Set by the service while free space is under its reserve: no new group goes here.
+        self.under_reserve = False
         self.relocate_max_bytes = settings["relocate_max_bytes"]
         self.lagging_rounds = settings["lagging_rounds"]
         #: gid -> rotations a lagging group has pinned the oldest chunk (see _relocate).
@@ -98,14 +100,16 @@ class Disk:
     # ------------------------------------------------------------ writing
 
     def check_writable(self, op=None):
-        """Refuse an op (a name of ops.py, None for a new group) the disk cannot take now."""
+        """Refuse an op (a name of ops.py, None for a new group) the disk cannot take now.
+
+        On its spare (``low``) a disk still takes what frees space; full, it
+        takes nothing: an op taken then could not be made durable, and its
+        flush would report DiskFull for an op that had taken effect."""
         if self.failed is not None:
             raise self.failed
-        if op in TAKEN_WHEN_LOW or op == "drop_group":
-            return
         if self.full is not None:
             raise self.full
-        if self.low is not None:
+        if self.low is not None and op not in TAKEN_WHEN_LOW and op != "drop_group":
             raise self.low
 
     def put(self, group, record):

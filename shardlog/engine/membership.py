@@ -10,10 +10,11 @@ directory records its store and every member of it::
 
 ``Store.open`` refuses directories that lack a member of their store, or that
 belong to two stores, before it writes anything. A directory without the file
-(new, written by an older version, or its file lost) joins the store it is
-opened with, as the member last seen at its path if there is one. Members are
-known by id; their paths are where they were last opened (for messages), so a
-moved directory is still the same member.
+(new, or written by an older version) joins the store it is opened with; one
+at the path of a known member is refused instead (an unmounted disk's mount
+point looks just so). Members are known by id; their paths are where they
+were last opened (for messages), so a moved directory is still the same
+member.
 
 The file changes only when the membership does. The file interface
 (workers/files.py) has no rename, so a change is appended, not swapped in:
@@ -89,9 +90,14 @@ def join(data_dirs, files=OS_FILES):
                                       "give only one of them")
             ids[path] = dir_id
     for path, rec in found.items():
-        if rec is None:  # new, or its file was lost: a member last seen at this path, or a new one
-            ids[path] = next((i for i, p in known.items() if p == path and i not in ids.values()),
-                             uuid.uuid4().hex)
+        if rec is None:  # a new directory, or one of an older version
+            if path in known.values():
+                # A member without its file: most likely its disk is not
+                # mounted, and this is the empty mount point.
+                raise InvalidArgument(f"data directory {path} is a member of this store but holds no {STORE_FILE} "
+                                      "file: is its disk mounted? (to go on without a disk lost for good, see "
+                                      "docs/operations.md)")
+            ids[path] = uuid.uuid4().hex
     given = {dir_id: path for path, dir_id in ids.items()}
     missing = [path for dir_id, path in known.items() if dir_id not in given]
     if missing:
@@ -103,6 +109,10 @@ def join(data_dirs, files=OS_FILES):
     store_id = next(iter(stores), None) or uuid.uuid4().hex
     members = [[ids[path], path] for path in data_dirs]
     records = [(path, {"store": store_id, "dir": ids[path], "members": members}) for path in data_dirs]
+    # Joining directories first: once an old member names a new one, the new
+    # one has its file (else a crash between would leave a member without
+    # one, refused as an unmounted disk).
+    records.sort(key=lambda item: found[item[0]] is not None)
     return [(path, rec) for path, rec in records if found[path] != rec]
 
 

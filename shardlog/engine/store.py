@@ -376,7 +376,8 @@ class Store:
         if len(self._groups) + len(gids) > limit:
             raise TooManyGroups(f"cannot create {len(gids)} group(s) ({gids[0]}, ...): the store holds "
                                 f"{len(self._groups)} of at most max_groups = {limit}")
-        disks = [d for d in self._disks if d.failed is None and d.full is None and d.low is None] or self._disks
+        disks = [d for d in self._disks if d.failed is None and d.full is None and d.low is None
+                 and not d.under_reserve] or self._disks
         load = {disk: disk.group_count for disk in disks}
         placement = {}
         for gid in gids:

@@ -290,7 +290,7 @@ class Front:
             self.stale_requests += 1
             self._log_refusal("stale", logging.INFO, "refused a request meant for an earlier run of the server")
             raise StaleRequest(f"request for server run {incarnation!r}, but this is run {self.incarnation}: "
-                               "the server restarted since the client said hello; not applied")
+                               "the server restarted since the client said hello; not applied", self.incarnation)
         deadline = msg.get("dl")
         if deadline is not None:
             if type(deadline) not in (int, float):
@@ -299,7 +299,8 @@ class Front:
             if late >= 0:
                 self.stale_requests += 1
                 self._log_refusal("stale", logging.INFO, f"refused a request {late * 1e3:.1f} ms past its deadline")
-                raise StaleRequest(f"request came {late * 1e3:.1f} ms after its deadline; not applied")
+                raise StaleRequest(f"request came {late * 1e3:.1f} ms after its deadline; not applied",
+                                   self.incarnation)
 
     # ------------------------------------------------------------ operations
 
@@ -318,7 +319,7 @@ class Front:
                 raise DiskFull(f"{path}: {free} bytes free, under the reserve of {reserve}; only "
                                f"{', '.join(sorted(TAKEN_WHEN_LOW))} and drop_group are taken: purge, drop "
                                "groups or free space")
-        if any(gid not in groups for gid in growing):
+        if any(gid not in groups for gid in growing):  # (which also marks the disks under their reserve)
             room = {d.path: self._free_and_reserve(d.path) for d in self.store._disks}
             if all(free < reserve for free, reserve in room.values()):
                 raise DiskFull(f"every disk is under the reserve (free, reserve bytes: {room}); "
@@ -333,6 +334,9 @@ class Front:
             usage = psutil.disk_usage(path)
             checked = self._free_checked[path] = (now, usage.free, self._reserve(usage.total))
             under = usage.free < checked[2]
+            for disk in self.store._disks:
+                if disk.path == path:
+                    disk.under_reserve = under  # (placement passes it over)
             if under != self._under_reserve.get(path, False):
                 self._under_reserve[path] = under
                 if under:

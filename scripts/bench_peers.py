@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+"""shardlog beside RocksDB, LMDB and sqlite3, on a Raft host's workloads, in one run.
+
+    .venv/bin/pip install -e '.[bench]'      # rocksdict, lmdb (skipped, and said so, when missing)
+    .venv/bin/python scripts/bench_peers.py [--rounds 30] [--groups 1000] [--bulk 200000] [--json]
+
+Workloads (100 B payloads):
+  rounds  GROUPS groups append one entry each, then one durable commit, ROUNDS
+          times: what a host running many Raft groups does each cycle.
+  bulk    one group appends BULK entries in durable batches of 1000.
+  reads   one group's BULK entries read back in order (shardlog: from its cache).
+
+Stores, each as a Raft log would use it:
+  raw        one pwrite + fdatasync of the round's bytes: the floor.
+  rocksdb    rocksdict, a WriteBatch per round, sync=True; key (gid, index).
+  lmdb       one write transaction per round, synced at commit.
+  sqlite3    WAL, synchronous=FULL, WITHOUT ROWID table keyed (gid, idx), one
+             transaction per round.
+  embedded   shardlog's Store: a batch per round, flush=True.
+  service    ``python -m shardlog serve`` on loopback TCP: client.batch(flush=True).
+
+Machines here are shared and noisy: read the ratios (to RocksDB, measured in
+the same run), not the absolute figures.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sqlite3
+import struct
+import sys
+import tempfile
+import time
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, ROOT)
+
+from shardlog import Store  # noqa: E402
+from shardlog.client import Client  # noqa: E402
+from shardlog.testing.process import ServerProcess  # noqa: E402
+
+PAYLOAD = b"x" * 100
+BULK_BATCH = 1000
+KEY = struct.Struct(">QQ")
+
+
+class Raw:
+    name = "raw"
+
+    def __init__(self, path):
+        self.fd = os.open(os.path.join(path, "raw"), os.O_WRONLY | os.O_CREAT, 0o644)
+        self.at = 0
+
+    def write(self, entries):
+        data = b"".join(KEY.pack(gid, index) + payload for gid, index, payload in entries)
+        os.pwrite(self.fd, data, self.at)
+        self.at += len(data)
+        os.fdatasync(self.fd)
+
+    def read(self, gid, n):
+        return n  # (a file has no index to read by)
+
+    def close(self):
+        os.close(self.fd)
+
+
+class Rocks:
+    name = "rocksdb"
+
+    def __init__(self, path):
+        import rocksdict
+
+        self.rocksdict = rocksdict
+        self.db = rocksdict.Rdict(os.path.join(path, "rocks"), options=rocksdict.Options(raw_mode=True))
+        options = rocksdict.WriteOptions()
+        options.sync = True
+        self.db.set_write_options(options)
+
+    def write(self, entries):
+        batch = self.rocksdict.WriteBatch(raw_mode=True)
+        for gid, index, payload in entries:
+            batch.put(KEY.pack(gid, index), payload)
+        self.db.write(batch)
+
+    def read(self, gid, n):
+        count = 0
+        for _key, _value in self.db.items(from_key=KEY.pack(gid, 0)):
+            count += 1
+            if count == n:
+                break
+        return count
+
+    def close(self):
+        self.db.close()
+
+
+class Lmdb:
+    name = "lmdb"
+
+    def __init__(self, path):
+        import lmdb
+
+        self.env = lmdb.open(os.path.join(path, "lmdb"), map_size=8 << 30, sync=True, metasync=True)
+
+    def write(self, entries):
+        with self.env.begin(write=True) as txn:
+            for gid, index, payload in entries:
+                txn.put(KEY.pack(gid, index), payload)
+
+    def read(self, gid, n):
+        count = 0
+        with self.env.begin() as txn:
+            cursor = txn.cursor()
+            cursor.set_range(KEY.pack(gid, 0))
+            for _key, _value in cursor:
+                count += 1
+                if count == n:
+                    break
+        return count
+
+    def close(self):
+        self.env.close()
+
+
+class Sqlite:
+    name = "sqlite3"
+
+    def __init__(self, path):
+        self.db = sqlite3.connect(os.path.join(path, "sqlite.db"), isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("CREATE TABLE log (gid INTEGER, idx INTEGER, term INTEGER, payload BLOB, "
+                        "PRIMARY KEY (gid, idx)) WITHOUT ROWID")
+
+    def write(self, entries):
+        self.db.execute("BEGIN")
+        self.db.executemany("INSERT INTO log VALUES (?, ?, 1, ?)", entries)
+        self.db.execute("COMMIT")
+
+    def read(self, gid, n):
+        rows = self.db.execute("SELECT idx, term, payload FROM log WHERE gid = ? ORDER BY idx LIMIT ?", (gid, n))
+        return sum(1 for _ in rows)
+
+    def close(self):
+        self.db.close()
+
+
+class Embedded:
+    name = "embedded"
+
+    def __init__(self, path):
+        self.store = Store.open(os.path.join(path, "shardlog"))
+
+    def write(self, entries):
+        with self.store.batch(flush=True) as batch:
+            for gid, index, payload in entries:
+                batch.group(gid).append([((1, index), payload)])
+
+    def write_bulk(self, gid, first, payloads):
+        self.store.group(gid).append([((1, first + k), p) for k, p in enumerate(payloads)], flush=True)
+
+    def read(self, gid, n):
+        return sum(1 for _ in self.store.group(gid).read(0, n))
+
+    def close(self):
+        self.store.close()
+
+
+class Service:
+    name = "service"
+
+    def __init__(self, path):
+        self.server = ServerProcess([os.path.join(path, "served")], "tcp://127.0.0.1:0",
+                                    os.path.join(path, "serve.log"), ["--disk-reserve-bytes", "0"])
+        self.server.wait_ready()
+        self.client = Client(self.server.endpoint, timeout=60)
+
+    def write(self, entries):
+        with self.client.batch(flush=True) as batch:
+            for gid, index, payload in entries:
+                batch.group(gid).append([((1, index), payload)])
+
+    def write_bulk(self, gid, first, payloads):
+        self.client.group(gid).append([((1, first + k), p) for k, p in enumerate(payloads)], flush=True)
+
+    def read(self, gid, n):
+        return sum(1 for _ in self.client.group(gid).read(0, n))
+
+    def close(self):
+        self.client.close()
+        self.server.stop()
+
+
+STORES = [Raw, Rocks, Lmdb, Sqlite, Embedded, Service]
+
+
+def measure(cls, base, args):
+    """``{workload: entries per second}`` of one store, in a directory of its own."""
+    path = tempfile.mkdtemp(prefix=f"{cls.name}-", dir=base)
+    store = cls(path)
+    try:
+        out = {}
+        t0 = time.perf_counter()
+        for r in range(args.rounds):
+            store.write([(gid, r, PAYLOAD) for gid in range(args.groups)])
+        out["rounds"] = args.rounds * args.groups / (time.perf_counter() - t0)
+        bulk_gid = args.groups + 1
+        t0 = time.perf_counter()
+        for first in range(0, args.bulk, BULK_BATCH):
+            count = min(BULK_BATCH, args.bulk - first)
+            if hasattr(store, "write_bulk"):
+                store.write_bulk(bulk_gid, first, [PAYLOAD] * count)
+            else:
+                store.write([(bulk_gid, first + k, PAYLOAD) for k in range(count)])
+        out["bulk"] = args.bulk / (time.perf_counter() - t0)
+        if cls is not Raw:
+            t0 = time.perf_counter()
+            got = store.read(bulk_gid, args.bulk)
+            out["reads"] = got / (time.perf_counter() - t0)
+            assert got == args.bulk, f"{cls.name} read {got} of {args.bulk}"
+        return out
+    finally:
+        store.close()
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=30, help="durable rounds of the many-group workload")
+    ap.add_argument("--groups", type=int, default=1000, help="groups per round")
+    ap.add_argument("--bulk", type=int, default=200_000, help="entries of the one-group workloads")
+    ap.add_argument("--dir", help="where to write (default: a temporary directory on the working disk)")
+    ap.add_argument("--only", help="comma-separated store names to run")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    base = tempfile.mkdtemp(prefix="shardlog-peers-", dir=args.dir)
+    results, skipped = {}, {}
+    try:
+        for cls in STORES:
+            if args.only and cls.name not in args.only.split(","):
+                continue
+            try:
+                results[cls.name] = measure(cls, base, args)
+            except ImportError as exc:
+                skipped[cls.name] = f"not installed ({exc.name}): pip install -e '.[bench]'"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    if args.json:
+        print(json.dumps({"results": results, "skipped": skipped}, indent=2))
+        return
+    ref = results.get("rocksdb")
+    print(f"{'store':>10} {'rounds/s':>12} {'vs rocksdb':>10} {'bulk/s':>12} {'vs rocksdb':>10} "
+          f"{'reads/s':>12} {'vs rocksdb':>10}")
+    for name, r in results.items():
+        cells = []
+        for workload in ("rounds", "bulk", "reads"):
+            value = r.get(workload)
+            ratio = f"{value / ref[workload]:.2f}x" if ref and value and ref.get(workload) else "-"
+            cells.append(f"{value:>12,.0f} {ratio:>10}" if value else f"{'-':>12} {'-':>10}")
+        print(f"{name:>10} " + " ".join(cells))
+    for name, why in skipped.items():
+        print(f"skipped {name}: {why}")
+
+
+if __name__ == "__main__":
+    main()
