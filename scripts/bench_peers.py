@@ -2,13 +2,14 @@
 """shardlog beside RocksDB, LMDB and sqlite3, on a Raft host's workloads, in one run.
 
     .venv/bin/pip install -e '.[bench]'      # rocksdict, lmdb (skipped, and said so, when missing)
-    .venv/bin/python scripts/bench_peers.py [--rounds 30] [--groups 1000] [--bulk 200000] [--json]
+    .venv/bin/python scripts/bench_peers.py [--rounds 100] [--groups 1000] [--bulk 200000] [--reads 50000]
 
 Workloads (100 B payloads):
   rounds  GROUPS groups append one entry each, then one durable commit, ROUNDS
           times: what a host running many Raft groups does each cycle.
   bulk    one group appends BULK entries in durable batches of 1000.
-  reads   one group's BULK entries read back in order (shardlog: from its cache).
+  reads   the last READS entries of that group read back in order (shardlog: from
+          its payload cache, which holds the latest 100,000 entries of a disk).
 
 Stores, each as a Raft log would use it:
   raw        one pwrite + fdatasync of the round's bytes: the floor.
@@ -58,7 +59,7 @@ class Raw:
         self.at += len(data)
         os.fdatasync(self.fd)
 
-    def read(self, gid, n):
+    def read(self, gid, first, n):
         return n  # (a file has no index to read by)
 
     def close(self):
@@ -83,9 +84,9 @@ class Rocks:
             batch.put(KEY.pack(gid, index), payload)
         self.db.write(batch)
 
-    def read(self, gid, n):
+    def read(self, gid, first, n):
         count = 0
-        for _key, _value in self.db.items(from_key=KEY.pack(gid, 0)):
+        for _key, _value in self.db.items(from_key=KEY.pack(gid, first)):
             count += 1
             if count == n:
                 break
@@ -108,11 +109,11 @@ class Lmdb:
             for gid, index, payload in entries:
                 txn.put(KEY.pack(gid, index), payload)
 
-    def read(self, gid, n):
+    def read(self, gid, first, n):
         count = 0
         with self.env.begin() as txn:
             cursor = txn.cursor()
-            cursor.set_range(KEY.pack(gid, 0))
+            cursor.set_range(KEY.pack(gid, first))
             for _key, _value in cursor:
                 count += 1
                 if count == n:
@@ -138,8 +139,9 @@ class Sqlite:
         self.db.executemany("INSERT INTO log VALUES (?, ?, 1, ?)", entries)
         self.db.execute("COMMIT")
 
-    def read(self, gid, n):
-        rows = self.db.execute("SELECT idx, term, payload FROM log WHERE gid = ? ORDER BY idx LIMIT ?", (gid, n))
+    def read(self, gid, first, n):
+        rows = self.db.execute("SELECT idx, term, payload FROM log WHERE gid = ? AND idx >= ? ORDER BY idx LIMIT ?",
+                               (gid, first, n))
         return sum(1 for _ in rows)
 
     def close(self):
@@ -160,8 +162,8 @@ class Embedded:
     def write_bulk(self, gid, first, payloads):
         self.store.group(gid).append([((1, first + k), p) for k, p in enumerate(payloads)], flush=True)
 
-    def read(self, gid, n):
-        return sum(1 for _ in self.store.group(gid).read(0, n))
+    def read(self, gid, first, n):
+        return sum(1 for _ in self.store.group(gid).read(first, first + n))
 
     def close(self):
         self.store.close()
@@ -184,8 +186,8 @@ class Service:
     def write_bulk(self, gid, first, payloads):
         self.client.group(gid).append([((1, first + k), p) for k, p in enumerate(payloads)], flush=True)
 
-    def read(self, gid, n):
-        return sum(1 for _ in self.client.group(gid).read(0, n))
+    def read(self, gid, first, n):
+        return sum(1 for _ in self.client.group(gid).read(first, first + n))
 
     def close(self):
         self.client.close()
@@ -216,9 +218,10 @@ def measure(cls, base, args):
         out["bulk"] = args.bulk / (time.perf_counter() - t0)
         if cls is not Raw:
             t0 = time.perf_counter()
-            got = store.read(bulk_gid, args.bulk)
+            reads = min(args.reads, args.bulk)
+            got = store.read(bulk_gid, args.bulk - reads, reads)
             out["reads"] = got / (time.perf_counter() - t0)
-            assert got == args.bulk, f"{cls.name} read {got} of {args.bulk}"
+            assert got == reads, f"{cls.name} read {got} of {reads}"
         return out
     finally:
         store.close()
@@ -227,9 +230,10 @@ def measure(cls, base, args):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rounds", type=int, default=30, help="durable rounds of the many-group workload")
+    ap.add_argument("--rounds", type=int, default=100, help="durable rounds of the many-group workload")
     ap.add_argument("--groups", type=int, default=1000, help="groups per round")
     ap.add_argument("--bulk", type=int, default=200_000, help="entries of the one-group workloads")
+    ap.add_argument("--reads", type=int, default=50_000, help="entries of the reads workload")
     ap.add_argument("--dir", help="where to write (default: a temporary directory on the working disk)")
     ap.add_argument("--only", help="comma-separated store names to run")
     ap.add_argument("--json", action="store_true")

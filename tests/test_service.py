@@ -610,3 +610,18 @@ def test_semantics_through_a_real_server(start_server):
             group.truncate(3)
         assert info.value.index == 2
         assert group.state().last == (1, 9), "the refused truncate changed nothing"
+
+
+def test_reads_in_columns_match_reads_in_rows(start_server):
+    from shardlog.client.protocol import columns_in
+
+    server = start_server(None, "--max-read-bytes", "2000")
+    with server.client() as client:
+        g = client.group(1)
+        g.append([((1 + i // 7, i), b"p" * (i % 50)) for i in range(300)])
+        g.purge((2, 9))
+        rows = client.request("read", gid=1, start=0, end=1000)
+        columns = client.request("read", gid=1, start=0, end=1000, columns=True)
+        assert columns["next"] == rows["next"] is not None, "both forms page at the same entry"
+        assert columns_in(columns) == [((t, i), p) for t, i, p in rows["entries"]]
+        assert [i for (_, i), _ in g.read(0, 1000)] == list(range(10, 300))

@@ -18,6 +18,7 @@ from .report import format_stat
 SETTING_FLAGS = [
     ("max_message_size", int, "largest request in bytes"),
     ("max_read_entries", int, "most entries in one read reply (the rest is paged)"),
+    ("max_read_bytes", int, "about this many payload bytes in one read reply (the rest is paged)"),
     ("max_request_entries", int, "most entries in one request (append or batch)"),
     ("max_request_bytes", int, "most payload bytes in one request"),
     ("max_groups", int, "most groups the server holds; creating more is refused"),

@@ -25,10 +25,14 @@ def write_op(op, gid, arg, flush):
 
 
 def read_range(gid, start, end):
+    """Pages in columns (a server before them answers in rows: both are read)."""
     entries = []
     while True:
-        page = yield "read", {"gid": gid, "start": start, "end": end}
-        entries.extend(((t, i), p) for t, i, p in page["entries"])
+        page = yield "read", {"gid": gid, "start": start, "end": end, "columns": True}
+        if "data" in page:
+            entries.extend(protocol.columns_in(page))
+        else:
+            entries.extend(((t, i), p) for t, i, p in page["entries"])
         if page["next"] is None:
             return entries
         start = page["next"]

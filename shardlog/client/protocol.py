@@ -5,6 +5,10 @@ and votes travel as 2-element arrays, entries as ``[term, index, payload]``,
 a LogState as a 5-element array ``[vote, last, committed, purged, user_data]``.
 """
 
+import sys
+from array import array
+from itertools import accumulate
+
 import msgpack
 
 from shardlog.errors import BadRequest, ServerError, ShardlogError, error_classes
@@ -74,6 +78,35 @@ def state_in(fields):
 
 def entries_out(entries):
     return [[t, i, p] for (t, i), p in entries]
+
+
+def _little_endian(column):
+    if sys.byteorder != "little":
+        column = array(column.typecode, column)
+        column.byteswap()
+    return column
+
+
+def columns_out(first, terms, sizes, payloads, nxt):
+    """A read reply in columns: no msgpack object per entry (docs/protocol.md, ``read``)."""
+    return {"first": first, "terms": _little_endian(terms).tobytes(), "sizes": _little_endian(sizes).tobytes(),
+            "data": b"".join(payloads), "next": nxt}
+
+
+def columns_in(page):
+    """``[((term, index), payload), ...]`` of a read reply in columns."""
+    terms, sizes = array("Q"), array("I")
+    terms.frombytes(page["terms"])
+    sizes.frombytes(page["sizes"])
+    if sys.byteorder != "little":
+        terms.byteswap()
+        sizes.byteswap()
+    data, first = page["data"], page["first"]
+    ends = list(accumulate(sizes))
+    if len(terms) != len(sizes) or (ends[-1] if ends else 0) != len(data):
+        raise BadRequest("a read reply whose columns disagree")
+    payloads = [data[a:b] for a, b in zip([0, *ends], ends)]
+    return list(zip(zip(terms, range(first, first + len(terms))), payloads))
 
 
 # ------------------------------------------------------------ replies

@@ -17,6 +17,9 @@ import logging
 import os
 import threading
 import time
+from array import array
+from bisect import bisect_right
+from itertools import accumulate
 
 from shardlog.args import check_u64
 from shardlog.batch import Batch
@@ -446,44 +449,47 @@ class Store:
         """``(entries, next)``: entries in ``[start, end)``, at most ``max_entries`` of
         them and about ``max_bytes`` of payload (at least one entry); ``next`` is
         where to continue, or None when the range is done."""
+        first, terms, _, payloads, nxt = self.read_columns(gid, start, end, max_entries, max_bytes)
+        return list(zip(zip(terms, range(first, first + len(payloads))), payloads)), nxt
+
+    def read_columns(self, gid, start, end, max_entries=None, max_bytes=None):
+        """``read_page`` as columns: ``(first index, terms, sizes, payloads, next)``,
+        ``terms`` an ``array("Q")``, ``sizes`` an ``array("I")``. No object is
+        built per entry here (the service sends these columns as they are)."""
         check_u64(start, "start")
         check_u64(end, "end")
         with self._lock:
             self._check_open()
             group = self._groups.get(gid)
             if group is None:
-                return [], None
+                return start, array("Q"), array("I"), [], None
             index = group.index
             lo = max(start, index.first)
             stop = min(end, index.next_index())
             hi = stop if max_entries is None else min(stop, lo + max(max_entries, 1))
             if lo >= hi:
-                return [], None
-            disk = group.disk
-            payloads = group.payloads
+                return lo, array("Q"), array("I"), [], None
             base = index.head - index.first
+            sizes = index.sizes[base + lo:base + hi]
+            if max_bytes is not None:
+                # Entry k is read while the bytes before it are within the budget.
+                before = list(accumulate(sizes))
+                hi = lo + min(len(sizes), 1 + bisect_right(before, max_bytes, 0, len(sizes) - 1))
+                del sizes[hi - lo:]
             terms = index.term_column(base + lo, base + hi)
-            offsets, sizes = index.offsets, index.sizes
-            out = []
-            append = out.append
-            get = payloads.get
+            get = group.payloads.get
+            payloads = [get(i) for i in range(lo, hi)]
             misses = 0
-            budget = max_bytes
-            for i in range(lo, hi):
-                pos = base + i
-                if budget is not None:
-                    if budget < 0:
-                        hi = i
-                        break
-                    budget -= sizes[pos]
-                payload = get(i)
-                if payload is None:
-                    payload = disk.read_payload(offsets[pos], sizes[pos])
-                    misses += 1
-                append(((terms[i - lo], i), payload))
-            disk.cache.hits += len(out) - misses
-            disk.cache.misses += misses
-            return out, (hi if hi < stop else None)
+            if None in payloads:
+                read, offsets = group.disk.read_payload, index.offsets
+                for k, payload in enumerate(payloads):
+                    if payload is None:
+                        payloads[k] = read(offsets[base + lo + k], sizes[k])
+                        misses += 1
+            cache = group.disk.cache
+            cache.hits += len(payloads) - misses
+            cache.misses += misses
+            return lo, terms, sizes, payloads, (hi if hi < stop else None)
 
     def _import(self, gid, ops):
         """Create group ``gid`` by writing ``ops`` to it (an import); durable on return."""

@@ -405,8 +405,12 @@ class Front:
         gid = check_u64(_field(msg, "gid"), "gid")
         limit = msg.get("max", self.settings["max_read_entries"])
         limit = min(check_u64(limit, "max"), self.settings["max_read_entries"])
-        entries, nxt = self.store.read_page(gid, _field(msg, "start"), _field(msg, "end"),
-                                            max_entries=limit, max_bytes=self.settings["max_read_bytes"])
+        start, end = _field(msg, "start"), _field(msg, "end")
+        if msg.get("columns"):
+            return protocol.columns_out(*self.store.read_columns(gid, start, end, max_entries=limit,
+                                                                  max_bytes=self.settings["max_read_bytes"]))
+        entries, nxt = self.store.read_page(gid, start, end, max_entries=limit,
+                                            max_bytes=self.settings["max_read_bytes"])
         return {"entries": protocol.entries_out(entries), "next": nxt}
 
     def _state(self, ident, request_id, msg):
