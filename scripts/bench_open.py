@@ -8,8 +8,10 @@ vote and one 100 B entry each (with --distinct, at log ids of their own), and EN
 over from building is not counted), once reading the sealed chunks' footers
 (the default) and once replaying every record (``read_footers=False``).
 Reported: open time, RSS added by the open per group and per entry, the
-index's bytes per live entry (arrays, allocation slack included), and the
-descriptors the process holds once open.
+index's bytes per live entry (arrays, allocation slack included), the
+descriptors the process holds once open, and how long a full garbage
+collection takes then, before and after ``gc.freeze()`` (what the server does
+after its open).
 
 Machines here are shared and noisy: compare the two paths of one run.
 """
@@ -68,9 +70,12 @@ def open_in_child(path, read_footers):
         f"store = Store.open({path!r}, max_groups=20_000_000, read_footers={read_footers!r}, **{SETTINGS!r})\n"
         "elapsed = time.perf_counter() - t0\n"
         "stat = store.stat()\n"
+        "import gc\n"
+        "t1 = time.perf_counter(); gc.collect(); t2 = time.perf_counter()\n"
+        "gc.freeze(); gc.collect(); t3 = time.perf_counter()\n"
         "out = {'open_s': elapsed, 'rss': proc.memory_info().rss - rss0, 'groups': stat['groups'],\n"
         "       'entries': stat['entries'], 'index_bytes': stat['index_bytes'],\n"
-        "       'fds': len(os.listdir('/proc/self/fd'))}\n"
+        "       'fds': len(os.listdir('/proc/self/fd')), 'gc_ms': (t2 - t1) * 1e3, 'gc_frozen_ms': (t3 - t2) * 1e3}\n"
         "store.close()\n"
         "print(json.dumps(out))\n"
     )
@@ -114,11 +119,11 @@ def main(argv=None):
         print(json.dumps(results, indent=2))
         return
     print(f"{'store':>20} {'open by':>13} {'open s':>7} {'RSS/group':>10} {'RSS/entry':>10} "
-          f"{'index B/entry':>13} {'fds':>4}")
+          f"{'index B/entry':>13} {'fds':>4} {'full gc ms':>10} {'frozen':>7}")
     for r in results:
         print(f"{r['store']:>20} {r['path']:>13} {r['open_s']:>7.2f} {r['rss'] / r['groups']:>8,.0f} B "
               f"{r['rss'] / max(r['entries'], 1):>8,.1f} B {r['index_bytes'] / max(r['entries'], 1):>13.1f} "
-              f"{r['fds']:>4}")
+              f"{r['fds']:>4} {r['gc_ms']:>10.1f} {r['gc_frozen_ms']:>7.1f}")
 
 
 if __name__ == "__main__":

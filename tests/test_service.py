@@ -625,3 +625,11 @@ def test_reads_in_columns_match_reads_in_rows(start_server):
         assert columns["next"] == rows["next"] is not None, "both forms page at the same entry"
         assert columns_in(columns) == [((t, i), p) for t, i, p in rows["entries"]]
         assert [i for (_, i), _ in g.read(0, 1000)] == list(range(10, 300))
+
+
+def test_what_the_open_built_is_out_of_the_collectors_sight(start_server):
+    """A full collection walked every group's objects: ~0.5 s at 1M groups, a
+    pause of the front's loop (scripts/bench_open.py measures it)."""
+    server = start_server()
+    with server.client() as client:
+        assert client.stat()["front"]["gc_frozen_objects"] > 1000

@@ -12,6 +12,7 @@ request that fails its checks writes nothing (the engine sees to that).
 """
 
 import collections
+import gc
 import logging
 import os
 import re
@@ -136,6 +137,11 @@ class Front:
             self.store = Store.open(data_dirs, flusher_factory=factory, **engine_settings(settings))
             self.flushers = factory.flushers
             self.store.pump = lambda timeout: pump_all(self.flushers, timeout)
+            # What the open built (an object or more per group) lives as long as
+            # the server: out of the collector's sight, a full collection no
+            # longer walks it (at 300k groups one took 588 ms, all of it a
+            # pause of this loop; after the freeze, under 1 ms).
+            gc.freeze()
             stat = self.store.stat()
             log.info("opened %d data director%s in %.3f s: %d groups, %d entries",
                      len(data_dirs), "y" if len(data_dirs) == 1 else "ies",
@@ -438,6 +444,7 @@ class Front:
         """The figures of ``stat`` (also read by the metrics thread)."""
         stat = self.store.stat(group_limit=group_limit)
         stat["front"] = self._process_stat(os.getpid())
+        stat["front"]["gc_frozen_objects"] = gc.get_freeze_count()  # (see __init__)
         for disk in stat["disks"]:
             disk["worker"] = self._process_stat(disk["flusher"].get("pid"))
             usage = psutil.disk_usage(disk["path"])
