@@ -13,7 +13,7 @@ import zmq.asyncio
 
 from shardlog.args import check_u64
 from shardlog.batch import Batch, wire_form
-from shardlog.errors import InvalidArgument, StaleRequest, StoreClosed, Timeout
+from shardlog.errors import StaleRequest, StoreClosed, Timeout
 from shardlog.ops import with_write_ops
 
 from . import protocol
@@ -30,7 +30,7 @@ from .core import (
     timeout_message,
     write_op,
 )
-from .curve import client_curve
+from .curve import connect_dealer
 
 log = logging.getLogger(__name__)
 
@@ -86,15 +86,7 @@ class AsyncClient:
     # -- plumbing
 
     def _open(self):
-        sock = self._ctx.socket(zmq.DEALER)
-        try:
-            if any(self._keys):
-                client_curve(sock, *self._keys)
-            sock.connect(self.endpoint)
-        except zmq.ZMQError as exc:
-            sock.close()
-            raise InvalidArgument(f"cannot connect to {self.endpoint!r}: {exc}") from None
-        self._sock = sock
+        self._sock = sock = connect_dealer(self._ctx, self.endpoint, *self._keys)
         self._reader = asyncio.get_running_loop().create_task(self._read_replies(sock))
 
     async def _shut(self, error):

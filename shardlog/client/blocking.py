@@ -14,7 +14,7 @@ import zmq
 
 from shardlog.args import check_u64
 from shardlog.batch import Batch, wire_form
-from shardlog.errors import InvalidArgument, StaleRequest, StoreClosed, Timeout
+from shardlog.errors import StaleRequest, StoreClosed, Timeout
 from shardlog.ops import with_write_ops
 
 from . import protocol
@@ -32,7 +32,7 @@ from .core import (
     timeout_ms,
     write_op,
 )
-from .curve import client_curve
+from .curve import connect_dealer
 
 log = logging.getLogger(__name__)
 
@@ -113,15 +113,7 @@ class Client:
     # -- plumbing
 
     def _connect(self):
-        sock = self._ctx.socket(zmq.DEALER)
-        try:
-            if any(self._keys):
-                client_curve(sock, *self._keys)
-            sock.connect(self.endpoint)
-        except zmq.ZMQError as exc:
-            sock.close()
-            raise InvalidArgument(f"cannot connect to {self.endpoint!r}: {exc}") from None
-        self._sock = sock
+        self._sock = connect_dealer(self._ctx, self.endpoint, *self._keys)
 
     def _reconnect(self, error):
         """After a Timeout: what is queued is dropped (LINGER 0), never to be

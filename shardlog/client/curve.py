@@ -5,6 +5,7 @@ key, ``NAME.key_secret`` the public and the secret key. A client takes its
 own secret file and the server's public file.
 """
 
+import zmq
 import zmq.auth
 
 from shardlog.errors import InvalidArgument
@@ -27,3 +28,20 @@ def client_curve(sock, client_secret_file, server_public_file):
     sock.curve_secretkey = secret
     sock.curve_publickey = public
     sock.curve_serverkey = server_public
+
+
+def connect_dealer(ctx, endpoint, client_secret_file=None, server_public_file=None):
+    """A DEALER socket of ``ctx`` connected to ``endpoint``, a CURVE client when
+    key files are given (both clients connect so, and again after a timeout)."""
+    sock = ctx.socket(zmq.DEALER)
+    try:
+        if client_secret_file or server_public_file:
+            client_curve(sock, client_secret_file, server_public_file)
+        sock.connect(endpoint)
+    except zmq.ZMQError as exc:
+        sock.close()
+        raise InvalidArgument(f"cannot connect to {endpoint!r}: {exc}") from None
+    except BaseException:
+        sock.close()
+        raise
+    return sock
