@@ -168,3 +168,21 @@ def test_client_caused_log_lines_are_rate_limited(caplog):
     assert len(lines) == 2
     assert lines[0].startswith("bad request 0 ")
     assert lines[1].startswith("bad request 600 ") and "599 more" in lines[1]
+
+
+def test_paged_reads_ask_ahead_on_both_faces(start_server):
+    """A read asks for its next page before decoding the one it has: the
+    entries still come whole and in order, on both clients."""
+    server = start_server(None, "--max-read-entries", "100")
+    with server.client() as client:
+        client.group(1).append([((1 + i // 250, i), b"%d" % i) for i in range(1000)], flush=True)
+        expected = [((1 + i // 250, i), b"%d" % i) for i in range(1000)]
+        assert list(client.group(1).read(0, 2000)) == expected
+        assert list(client.group(1).read(950, 1000)) == expected[950:]
+
+    async def main():
+        async with AsyncClient(server.endpoint) as client:
+            return list(await client.group(1).read(0, 2000)), list(await client.group(1).read(5, 5))
+
+    read, empty = asyncio.run(main())
+    assert read == expected and empty == []

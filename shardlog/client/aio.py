@@ -19,8 +19,10 @@ from shardlog.ops import with_write_ops
 from . import protocol
 from .core import (
     DEFAULT_ENDPOINT,
+    Ahead,
     Core,
     NotConnected,
+    Wait,
     batch_op,
     check_endpoint,
     flush_op,
@@ -193,10 +195,16 @@ class AsyncClient:
 
     async def _drive(self, gen, timeout=None):
         try:
-            op, fields = next(gen)
+            item = next(gen)
             while True:
-                result = await self.request(op, timeout, **fields)
-                op, fields = gen.send(result)
+                if type(item) is Ahead:
+                    value = self.submit(item.op, timeout, **item.fields)
+                elif type(item) is Wait:
+                    value = await item.handle.result()
+                else:
+                    op, fields = item
+                    value = await self.request(op, timeout, **fields)
+                item = gen.send(value)
         except StopIteration as stop:
             return stop.value
 

@@ -20,8 +20,10 @@ from shardlog.ops import with_write_ops
 from . import protocol
 from .core import (
     DEFAULT_ENDPOINT,
+    Ahead,
     ClientInUse,
     Core,
+    Wait,
     batch_op,
     check_endpoint,
     flush_op,
@@ -212,10 +214,16 @@ class Client:
     @_exclusive
     def _drive(self, gen, timeout=None):
         try:
-            op, fields = next(gen)
+            item = next(gen)
             while True:
-                result = self.submit(op, timeout, **fields).result()
-                op, fields = gen.send(result)
+                if type(item) is Ahead:
+                    value = self.submit(item.op, timeout, **item.fields)
+                elif type(item) is Wait:
+                    value = item.handle.result()
+                else:
+                    op, fields = item
+                    value = self.submit(op, timeout, **fields).result()
+                item = gen.send(value)
         except StopIteration as stop:
             return stop.value
 

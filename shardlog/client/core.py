@@ -1,13 +1,15 @@
 """The protocol core of both clients: every client method written once, doing no I/O.
 
-Each method is a generator that yields ``(op, fields)`` requests and receives
-their results (so even a paged read is written once); ``Client`` drives them
-with a blocking socket, ``AsyncClient`` with ``await``. This package imports
-nothing of the engine.
+Each method is a generator that yields ``(op, fields)`` requests (or ``Ahead``
+and ``Wait``, to have a request in flight meanwhile) and receives their
+results (so even a paged read is written once); ``Client`` drives them with a
+blocking socket, ``AsyncClient`` with ``await``. This package imports nothing
+of the engine.
 """
 
 import itertools
 import time
+from typing import NamedTuple
 
 from shardlog.batch import wire_form
 from shardlog.errors import InvalidArgument, ServerError, StaleRequest, TooLarge
@@ -24,18 +26,37 @@ def write_op(op, gid, arg, flush):
     yield op, {"gid": gid, WRITE_OPS[op].field: wire_form(op, arg), "flush": bool(flush)}
 
 
+class Ahead(NamedTuple):
+    """Yielded by a method instead of ``(op, fields)``: send the request now and
+    get back a handle, to yield in a ``Wait`` later (so a read asks for its
+    next page before it decodes the one it has)."""
+
+    op: str
+    fields: dict
+
+
+class Wait(NamedTuple):
+    """Yielded with a handle from ``Ahead``: the request's result."""
+
+    handle: object
+
+
 def read_range(gid, start, end):
-    """Pages in columns (a server before them answers in rows: both are read)."""
+    """Pages in columns (a server before them answers in rows: both are read),
+    the next one asked for while the last one is decoded."""
     entries = []
+    handle = yield Ahead("read", {"gid": gid, "start": start, "end": end, "columns": True})
     while True:
-        page = yield "read", {"gid": gid, "start": start, "end": end, "columns": True}
+        page = yield Wait(handle)
+        start = page["next"]
+        if start is not None:
+            handle = yield Ahead("read", {"gid": gid, "start": start, "end": end, "columns": True})
         if "data" in page:
             entries.extend(protocol.columns_in(page))
         else:
             entries.extend(((t, i), p) for t, i, p in page["entries"])
-        if page["next"] is None:
+        if start is None:
             return entries
-        start = page["next"]
 
 
 def get_state(gid):
