@@ -70,9 +70,14 @@ class FlushPolicy:
         self._on_done(batch[-1].seq, synced)
         return ()
 
+    def look_at_space(self, now):
+        """While idle on the spare: hold it again if space was freed meanwhile
+        (by someone else), and report it (at most once per SPARE_RECHECK)."""
+        self.writer.restore_spare(now)
+        self.note_low()
+
     def note_low(self):
-        """Report a change of the writer's ``low`` (call after writing, or after
-        ``writer.restore_spare`` while idle)."""
+        """Report a change of the writer's ``low`` (after writing, or looking at the space)."""
         low = self.writer.low
         if low != self.low:
             self.low = low

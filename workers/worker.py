@@ -153,8 +153,7 @@ def run(args):
                 waiting.extend(kept)
             if now >= next_beat:
                 if policy.low is not None and not waiting:  # space freed by someone else?
-                    writer.restore_spare(now)
-                    policy.note_low()
+                    policy.look_at_space(now)
                 pub.send(pack_event("hb", done_seq, writer.synced, writer.snapshot(), policy.failed, policy.full,
                                       policy.low))
                 next_beat = now + args.heartbeat

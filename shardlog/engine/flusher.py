@@ -113,7 +113,6 @@ class ThreadFlusher:
                         continue
             with self._work:
                 if idle:
-                    self.writer.restore_spare(time.monotonic())
-                    policy.note_low()
+                    policy.look_at_space(time.monotonic())
                 else:
                     self._work_once()

@@ -121,7 +121,6 @@ class Front:
         self._stopping = False
         self._processes = {}
         self._free_checked = {}
-        self._under_reserve = {}
         self._metrics = None
         self._log_refusal = RateLimitedLog(log)
         #: This run of the server: requests naming another one are stale.
@@ -319,38 +318,36 @@ class Front:
         growing = [gid for name, gid, _ in ops if name not in TAKEN_WHEN_LOW or gid not in groups]
         if not growing:
             return
-        for path in {groups[gid].disk.path for gid in growing if gid in groups}:
-            free, reserve = self._free_and_reserve(path)
+        for disk in {groups[gid].disk for gid in growing if gid in groups}:
+            free, reserve = self._free_and_reserve(disk)
             if free < reserve:
-                raise DiskFull(f"{path}: {free} bytes free, under the reserve of {reserve}; only "
+                raise DiskFull(f"{disk.path}: {free} bytes free, under the reserve of {reserve}; only "
                                f"{', '.join(sorted(TAKEN_WHEN_LOW))} and drop_group are taken: purge, drop "
                                "groups or free space")
         if any(gid not in groups for gid in growing):  # (which also marks the disks under their reserve)
-            room = {d.path: self._free_and_reserve(d.path) for d in self.store._disks}
+            room = {d.path: self._free_and_reserve(d) for d in self.store._disks}
             if all(free < reserve for free, reserve in room.values()):
                 raise DiskFull(f"every disk is under the reserve (free, reserve bytes: {room}); "
                                "free space or add a disk")
 
-    def _free_and_reserve(self, path):
-        """``(free bytes, reserve bytes)`` of the disk at ``path``; logs when it
-        passes under or back over its reserve."""
+    def _free_and_reserve(self, disk):
+        """``(free bytes, reserve bytes)`` of ``disk``, looked at at most every
+        0.1 s; keeps ``disk.under_reserve`` (placement passes such a disk over)
+        and logs when it changes."""
         now = time.monotonic()
-        checked = self._free_checked.get(path)
+        checked = self._free_checked.get(disk.path)
         if checked is None or now - checked[0] > 0.1:
-            usage = psutil.disk_usage(path)
-            checked = self._free_checked[path] = (now, usage.free, self._reserve(usage.total))
+            usage = psutil.disk_usage(disk.path)
+            checked = self._free_checked[disk.path] = (now, usage.free, self._reserve(usage.total))
             under = usage.free < checked[2]
-            for disk in self.store._disks:
-                if disk.path == path:
-                    disk.under_reserve = under  # (placement passes it over)
-            if under != self._under_reserve.get(path, False):
-                self._under_reserve[path] = under
+            if under != disk.under_reserve:
+                disk.under_reserve = under
                 if under:
                     log.warning("%s: %d bytes free, under the reserve of %d: entries, user data and new "
-                                "groups are refused until space is freed", path, usage.free, checked[2])
+                                "groups are refused until space is freed", disk.path, usage.free, checked[2])
                 else:
                     log.warning("%s: %d bytes free, over the reserve of %d again: every write is taken",
-                                path, usage.free, checked[2])
+                                disk.path, usage.free, checked[2])
         return checked[1], checked[2]
 
     def _reserve(self, total):
