@@ -46,13 +46,13 @@ def test_purge_compacts_the_dead_head():
     idx = filled(0, 20000)
     for upto in range(0, 15000, 100):
         idx.cut_head(idx.span_upto(upto)[1], upto + 1)
-    assert len(idx.offsets) < 20000, "dead head was compacted away"
+    assert idx.positions() < 20000, "dead head was compacted away"
     assert idx.locate(15000) == (1 + 1500, 1000 + 50 * 15000, 15000 % 7)
 
 
 def test_memory_per_entry_is_small():
-    idx = filled(0, 100000)
-    assert idx.nbytes() / len(idx) <= 32
+    idx = filled(0, 100000)  # a term change every 10 entries
+    assert idx.nbytes() / len(idx) <= 20
 
 
 def test_chunk_live_counts():
@@ -68,7 +68,7 @@ def test_chunk_live_counts():
         idx.append(i, 1, i * 10, 1)
         b.live += 1
     start, end = idx.span_upto(12)
-    chunks.release(idx.offsets, start, end, now=500)
+    chunks.release(idx, start, end, now=500)
     assert (a.live, b.live, a.free_at) == (0, 7, 500)
     assert chunks.pinning_chunk() is b
 
@@ -95,7 +95,27 @@ def test_extend_keeps_or_spreads_the_terms():
     idx = EntryIndex()
     idx.start_at(10)
     idx.extend(array("Q", [4, 4]), array("Q", [1, 2]), array("I", [5, 5]))
-    assert idx.terms == 4 and idx.nbytes() <= 2 * 12 + 64
+    assert idx.terms == 4 and idx.nbytes() <= 2 * 16 + 64
     idx.extend(array("Q", [4, 5]), array("Q", [3, 4]), array("I", [5, 5]))
     assert [idx.term_at(i) for i in range(10, 14)] == [4, 4, 4, 5]
     assert list(idx.term_column(idx.head, 4)) == [4, 4, 4, 5]
+
+
+def test_term_runs_follow_cuts_and_compaction():
+    """Terms kept as runs: every position keeps its term through truncation,
+    purge and the compaction of a long dead head."""
+    terms = [1] * 5000 + [2] * 3 + [3] * 4000 + [5] * 2
+    idx = EntryIndex()
+    for i, term in enumerate(terms):
+        idx.append(100 + i, term, 10 * i, i % 9)
+    assert list(idx.term_column(0, len(terms))) == terms
+    assert idx.nbytes() <= 16 * len(terms) + 256, "runs cost nothing per entry"
+    idx.cut_tail(idx.span_after(100 + 9002)[0], 100 + 9003)  # the term-5 entries go
+    assert idx.last_term() == 3 and idx.term_at(100 + 5001) == 2
+    idx.cut_head(idx.span_upto(100 + 5001)[1], 100 + 5002)  # head past 4096: compacted
+    assert idx.head < 5000 and idx.positions() == len(idx)
+    assert [idx.term_at(100 + i) for i in (5001, 5002, 5003, 9002, 9003)] == [None, 2, 3, 3, None]
+    assert idx.locate(100 + 5003) == (3, 10 * 5003, 5003 % 9)
+    idx.cut_head(idx.span_upto(100 + 5002)[1], 100 + 5003)
+    assert idx.terms == 3, "one term left: one number again"
+    assert idx.find_offset(10 * 6000 + 1, idx.head, idx.positions()) == idx.position(100 + 6001)

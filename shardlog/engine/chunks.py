@@ -9,7 +9,7 @@ the newest such chunk, and ``holders`` counts the groups whose base a chunk
 is. Both make the decision O(chunks), never a scan of every group.
 """
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 
 from workers.naming import chunk_path
 
@@ -76,15 +76,15 @@ class ChunkSet:
             raise LookupError(f"offset {offset} is before the oldest chunk")
         return self.chunks[i]
 
-    def release(self, offsets, start, end, now):
-        """Entries at array positions ``[start, end)`` of ``offsets`` died at stream offset ``now``."""
+    def release(self, index, start, end, now):
+        """Entries at positions ``[start, end)`` of ``index`` (an EntryIndex) died at stream offset ``now``."""
         while start < end:
-            i = bisect_right(self.starts, offsets[start]) - 1
+            i = bisect_right(self.starts, index.offset(start)) - 1
             chunk = self.chunks[i]
             if chunk.end is None:
                 n = end - start
             else:
-                n = bisect_left(offsets, chunk.end, start, end) - start
+                n = index.find_offset(chunk.end, start, end) - start
             chunk.live -= n
             if chunk.live == 0 and chunk.free_at < now:
                 chunk.free_at = now

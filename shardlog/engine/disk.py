@@ -15,7 +15,6 @@ import logging
 import os
 import zlib
 from array import array
-from bisect import bisect_left
 from collections import deque
 
 from shardlog.errors import CorruptedLog, DiskFailed, DiskFull
@@ -150,13 +149,14 @@ class Disk:
             return self._append_one(group, entries, apply)
         gid = group.gid
         index = group.index
-        offsets, sizes = index.offsets, index.sizes
+        places = index.places
         payloads = group.payloads
         if payloads is NO_PAYLOADS:
             payloads = group.payloads = {}
         pack, pack_crc, crc32 = _pack_append, _pack_crc, _crc32
-        if len(offsets) == index.head:
+        if not len(index):
             index.start_at(entries[0][0][1], entries[0][0][0])
+            places = index.places
         add_term = index.add_term
         n = len(entries)
         i = 0
@@ -177,8 +177,8 @@ class Disk:
                 buf += payload
                 buf += pack_crc(crc32(payload, crc32(head)))
                 add_term(term)
-                offsets.append(offset)
-                sizes.append(size)
+                places.append(offset)
+                places.append(size)
                 payloads[idx] = payload
                 offset += APPEND_OVERHEAD + size
                 nbytes += size
@@ -202,7 +202,7 @@ class Disk:
         """``append`` of a single entry (the common case of a multi-group batch), shorter."""
         (term, idx), payload = entries[0]
         index = group.index
-        if len(index.offsets) == index.head:
+        if not len(index):
             index.start_at(idx, term)
         size = len(payload)
         offset = self.end
@@ -212,8 +212,9 @@ class Disk:
         buf += payload
         buf += _pack_crc(_crc32(payload, _crc32(head)))
         index.add_term(term)
-        index.offsets.append(offset)
-        index.sizes.append(size)
+        places = index.places
+        places.append(offset)
+        places.append(size)
         payloads = group.payloads
         if payloads is NO_PAYLOADS:
             payloads = group.payloads = {}
@@ -487,11 +488,11 @@ class Disk:
         end = chunk.end
         for group in _scan(chunk, "relocate_cursor", budget):
             head = group.head
-            held = len(group.offsets) - head
+            held = len(group)
             # Cheapest tests first: most groups of an old chunk left it, or hold
             # one small entry (a survey skips those).
-            if not held or group.offsets[head] >= end or (not copy and held == 1
-                                                          and group.sizes[head] <= self.relocate_max_bytes):
+            if not held or group.offset(head) >= end or (not copy and held == 1
+                                                         and group.size(head) <= self.relocate_max_bytes):
                 continue
             if self.groups.get(group.gid) is not group:
                 continue
@@ -531,9 +532,9 @@ class Disk:
         are cached until durable, like any unsynced payload.
         """
         idx = group.index
-        head, n = idx.head, len(idx.offsets)
+        head, n = idx.head, idx.positions()
         gid, first = group.gid, idx.first
-        terms, offsets, sizes = idx.term_column(head, n), idx.offsets, idx.sizes
+        terms, offsets, sizes = idx.term_column(head, n), idx.offset_column(0, n), idx.size_column(0, n)
         payloads = group.payloads
         if payloads is NO_PAYLOADS:
             payloads = group.payloads = {}
@@ -553,8 +554,8 @@ class Disk:
         self.end = offset
         chunks = self.chunks
         chunks.touch(group)
-        chunks.release(offsets, head, n, offset)  # the old copies die once the new ones are durable
-        offsets[head:n] = moved
+        chunks.release(idx, head, n, offset)  # the old copies die once the new ones are durable
+        idx.move(head, moved)
         chunk = chunks.open
         chunk.live += n - head
         chunk.records += n - head
@@ -652,17 +653,17 @@ def _footer_record(chunk, groups):
     """The footer sealing ``chunk``: each group it touched, with its state now
     and where its entries are (codec.FooterGroup)."""
     entries = []
-    terms, offsets, sizes = array("Q"), array("Q"), array("I")
+    terms, offsets, sizes = array("Q"), array("Q"), array("Q")
     for group in chunk.touched:
         if groups.get(group.gid) is not group:
             entries.append(codec.FooterGroup(group.gid, None, 0, 0, 0))
             continue
         idx = group.index
-        n = len(idx.offsets)
+        n = idx.positions()
         if n == idx.head:
             entries.append(codec.FooterGroup(group.gid, group.state(), 0, 0, 0))
             continue
-        here = bisect_left(idx.offsets, chunk.start, idx.head, n)
+        here = idx.find_offset(chunk.start, idx.head, n)
         first_here = idx.first + here - idx.head
         # Entries held from before the chunk end below the run; with none held,
         # none is kept (a truncate to nothing may have come, then a log
@@ -671,8 +672,8 @@ def _footer_record(chunk, groups):
         entries.append(codec.FooterGroup(group.gid, group.state(), kept_end, first_here, n - here))
         if here < n:
             terms += idx.term_column(here, n)
-            offsets += idx.offsets[here:]
-            sizes += idx.sizes[here:]
+            offsets += idx.offset_column(here, n)
+            sizes += idx.size_column(here, n)
     return codec.encode_footer(chunk.start, entries, terms, offsets, sizes)
 
 

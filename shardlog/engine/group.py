@@ -94,7 +94,7 @@ class GroupState(EntryIndex):
     def drop_all(self):
         """The group is dropped: every entry it holds is dead."""
         idx = self.index
-        self._release(idx.head, len(idx.offsets))
+        self._release(idx.head, idx.positions())
         idx.clear()
         self.payloads = NO_PAYLOADS
 
@@ -102,13 +102,13 @@ class GroupState(EntryIndex):
         """Entries at array positions ``[start, end)`` die now."""
         idx = self.index
         chunks = self.disk.chunks
-        chunks.release(idx.offsets, start, end, self.disk.end)
-        chunks.live_bytes -= sum(idx.sizes[start:end]) + (end - start) * APPEND_OVERHEAD
+        chunks.release(idx, start, end, self.disk.end)
+        chunks.live_bytes -= idx.payload_bytes(start, end) + (end - start) * APPEND_OVERHEAD
 
     def live_bytes(self):
         """Bytes of the records of the entries the group holds."""
         idx = self.index
-        return sum(idx.sizes[idx.head:]) + len(idx) * APPEND_OVERHEAD
+        return idx.payload_bytes(idx.head, idx.positions()) + len(idx) * APPEND_OVERHEAD
 
     def restore(self, kept_end, purged, run_first, terms, offsets, sizes, chunk):
         """Replay of a footer's entries (see codec.FooterGroup): keep the entries

@@ -165,15 +165,15 @@ class _Replay:
         prefix = self.prefixes.get(gid)
         if prefix is not None and index == idx.first and index == prefix[0] + len(prefix[1]):
             first, terms, offsets, sizes = self.prefixes.pop(gid)
-            head = idx.head
-            idx.reset(first, (terms + idx.term_column(head, len(idx.offsets)), offsets + idx.offsets[head:],
-                              sizes + idx.sizes[head:]))
+            head, n = idx.head, idx.positions()
+            idx.reset(first, terms + idx.term_column(head, n), offsets + idx.offset_column(head, n),
+                      sizes + idx.size_column(head, n))
         at = idx.position(index)
         if at is None and (not len(idx) or index == idx.next_index()):
             idx.append(index, term, offset, size)
         elif at is None and index < idx.first and (prefix is None or index == prefix[0] + len(prefix[1])):
             if prefix is None:
-                prefix = self.prefixes[gid] = (index, array("Q"), array("Q"), array("I"))
+                prefix = self.prefixes[gid] = (index, array("Q"), array("Q"), array("Q"))
             prefix[1].append(term)
             prefix[2].append(offset)
             prefix[3].append(size)
@@ -181,8 +181,8 @@ class _Replay:
             raise CorruptedLog(path, pos, f"relocation of ({term}, {index}) of group {gid}, "
                                           f"which holds no such entry")
         else:
-            chunks.release(idx.offsets, at, at + 1, self.stream.end)
-            idx.offsets[at] = offset
+            chunks.release(idx, at, at + 1, self.stream.end)
+            idx.move(at, array("Q", (offset,)))
             chunks.open.live += 1
             return
         chunks.live_bytes += APPEND_OVERHEAD + size
@@ -274,8 +274,8 @@ class _Replay:
             raise CorruptedLog(path, pos, f"footer state of group {fg.gid} disagrees with replay: "
                                           f"{fg.state} != {group.state()}")
         idx = group.index
-        n = len(idx.offsets)
-        here = [(term, offset) for term, offset in zip(idx.term_column(idx.head, n), idx.offsets[idx.head:])
+        n = idx.positions()
+        here = [(term, offset) for term, offset in zip(idx.term_column(idx.head, n), idx.offset_column(idx.head, n))
                 if offset >= chunk.start]
         if here != list(zip(terms, offsets)):
             raise CorruptedLog(path, pos, f"footer entries of group {fg.gid} disagree with replay")
@@ -495,7 +495,7 @@ def replay(data_dir, truncate_incomplete_record=True, mode="tolerate-tail", foot
     elif len(chunks):
         chunks.open = None  # sealed, or of format 1: the disk starts a new chunk
     for gid, group in state.groups.items():
-        if group.head == len(group.offsets):
+        if not len(group):
             group.first = next_index(group.last)
         reason = _disagreement(group)
         if reason is not None:
@@ -617,16 +617,14 @@ def _replay_chunk(state, chunk, data, start, path, last_chunk, mode, truncate_in
 def _disagreement(group):
     """What is wrong when a replayed group's state disagrees with the entries it holds
     (the writer never leaves it so; appends would be misfiled on top of it), or None.
-    It runs once per group at open: attributes, not methods."""
-    terms, head = group.terms, group.head
-    held = len(group.offsets) - head
+    It runs once per group at open."""
+    held = len(group)
     last, purged = group.last, group.purged
     if held:
-        uniform = terms.__class__ is int
-        last_held = (terms if uniform else terms[-1], group.first + held - 1)
+        last_held = (group.last_term(), group.first + held - 1)
         if last != last_held:
             return f"last {last} but the last entry held is {last_held}"
-        if purged is not None and not purged < (terms if uniform else terms[head], group.first):
+        if purged is not None and not purged < (group.first_term(), group.first):
             return f"purged {purged} is not below the first entry held"
     elif last != purged:
         return f"last {last} but no entry is held above purged {purged}"

@@ -470,7 +470,7 @@ class Store:
             if lo >= hi:
                 return lo, array("Q"), array("I"), [], None
             base = index.head - index.first
-            sizes = index.sizes[base + lo:base + hi]
+            sizes = array("I", index.size_column(base + lo, base + hi))
             if max_bytes is not None:
                 # Entry k is read while the bytes before it are within the budget.
                 before = list(accumulate(sizes))
@@ -481,10 +481,10 @@ class Store:
             payloads = [get(i) for i in range(lo, hi)]
             misses = 0
             if None in payloads:
-                read, offsets = group.disk.read_payload, index.offsets
+                read, offset = group.disk.read_payload, index.offset
                 for k, payload in enumerate(payloads):
                     if payload is None:
-                        payloads[k] = read(offsets[base + lo + k], sizes[k])
+                        payloads[k] = read(offset(base + lo + k), sizes[k])
                         misses += 1
             cache = group.disk.cache
             cache.hits += len(payloads) - misses
