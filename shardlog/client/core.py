@@ -11,6 +11,7 @@ import itertools
 import time
 from typing import NamedTuple
 
+from shardlog.args import check_u64
 from shardlog.batch import wire_form
 from shardlog.errors import InvalidArgument, ServerError, StaleRequest, TooLarge
 from shardlog.ops import WRITE_OPS
@@ -43,7 +44,10 @@ class Wait(NamedTuple):
 
 def read_range(gid, start, end):
     """Pages in columns (a server before them answers in rows: both are read),
-    the next one asked for while the last one is decoded."""
+    the next one asked for while the last one is decoded. The range is checked
+    here, as the engine checks it, rather than failing in the encoder."""
+    check_u64(start, "start")
+    check_u64(end, "end")
     entries = []
     handle = yield Ahead("read", {"gid": gid, "start": start, "end": end, "columns": True})
     while True:

@@ -46,7 +46,7 @@ class ModelGroup:
         elif index > 0 and index - 1 in self.entries:
             keep = self.entries[index - 1][0]
         else:
-            raise LogIndexNotFound(index - 1)
+            raise LogIndexNotFound(index - 1 if index > 0 else index)
         for i in [i for i in self.entries if i >= next_index(keep)]:
             del self.entries[i]
         if self.last is not None and (keep is None or self.last > keep):
