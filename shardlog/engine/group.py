@@ -36,8 +36,8 @@ class GroupState(EntryIndex):
     __slots__ = ("gid", "disk", "vote", "last", "committed", "purged", "user_data",
                  "index", "payloads", "chunk", "base")
 
-    def __init__(self, gid, disk=None, state=LogState(), first=0, columns=None):
-        EntryIndex.__init__(self, first, columns)
+    def __init__(self, gid, disk=None, state=LogState(), first=0, terms=0, places=None):
+        EntryIndex.__init__(self, first, terms, places)
         #: The index of the group's entries (the group itself: see the class).
         self.index = self
         self.gid = gid

@@ -25,11 +25,11 @@ from array import array
 class EntryIndex:
     __slots__ = ("first", "head", "terms", "places")
 
-    def __init__(self, first=0, columns=None):
-        if columns is None:
-            self.first, self.head, self.terms, self.places = first, 0, 0, array("Q")
-        else:
-            self.reset(first, *columns)
+    def __init__(self, first=0, terms=0, places=None):
+        """An index of ``places`` and ``terms`` as this module keeps them (see
+        ``reset`` for columns of one term per entry)."""
+        self.first, self.head, self.terms = first, 0, terms
+        self.places = array("Q") if places is None else places
 
     def reset(self, first, terms, offsets, sizes):
         """Hold the columns ``terms`` (one term per entry), ``offsets`` and

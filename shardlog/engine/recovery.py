@@ -50,6 +50,7 @@ from .codec import (
     Incomplete,
 )
 from .group import GroupState
+from .index import interleave, term_runs
 from .settings import RECOVERY_MODES
 
 log = logging.getLogger(__name__)
@@ -212,6 +213,7 @@ class _Replay:
         chunks = stream.chunks
         flags, pairs, runs, user_data = footer.flags, footer.pairs, footer.runs, footer.user_data
         terms, offsets, sizes = footer.terms, footer.offsets, footer.sizes
+        places = interleave(offsets, sizes) if len(offsets) else None
         shared = self.shared_ids.setdefault
         at = j = 0
         for i, gid in enumerate(footer.gids):
@@ -245,10 +247,11 @@ class _Replay:
             kept_end, run_first, n = runs[r], runs[r + 1], runs[r + 2]
             if group is None:
                 if n:
-                    run = terms[at:at + n], offsets[at:at + n], sizes[at:at + n]
-                    group = groups[gid] = GroupState(gid, stream, NO_STATE, run_first, run)
+                    run = places[2 * at:2 * (at + n)]
+                    group = groups[gid] = GroupState(gid, stream, NO_STATE, run_first,
+                                                     terms[at] if n == 1 else term_runs(terms[at:at + n]), run)
                     chunk.live += n
-                    chunks.live_bytes += sum(run[2]) + n * APPEND_OVERHEAD
+                    chunks.live_bytes += (sizes[at] if n == 1 else sum(run[1::2])) + n * APPEND_OVERHEAD
                 else:
                     group = groups[gid] = GroupState(gid, stream)
             elif not group.restore(kept_end, purged, run_first, terms[at:at + n], offsets[at:at + n],
@@ -495,7 +498,7 @@ def replay(data_dir, truncate_incomplete_record=True, mode="tolerate-tail", foot
     elif len(chunks):
         chunks.open = None  # sealed, or of format 1: the disk starts a new chunk
     for gid, group in state.groups.items():
-        if not len(group):
+        if len(group.places) >> 1 == group.head:  # empty (the loop of every group: no calls)
             group.first = next_index(group.last)
         reason = _disagreement(group)
         if reason is not None:
@@ -617,11 +620,12 @@ def _replay_chunk(state, chunk, data, start, path, last_chunk, mode, truncate_in
 def _disagreement(group):
     """What is wrong when a replayed group's state disagrees with the entries it holds
     (the writer never leaves it so; appends would be misfiled on top of it), or None.
-    It runs once per group at open."""
-    held = len(group)
+    It runs once per group at open: attributes first, methods only when needed."""
+    held = (len(group.places) >> 1) - group.head
     last, purged = group.last, group.purged
     if held:
-        last_held = (group.last_term(), group.first + held - 1)
+        terms = group.terms
+        last_held = (terms if terms.__class__ is int else terms[-1], group.first + held - 1)
         if last != last_held:
             return f"last {last} but the last entry held is {last_held}"
         if purged is not None and not purged < (group.first_term(), group.first):
