@@ -6,9 +6,17 @@ block and nothing is submitted); leaving the block submits them all. The
 same recorder serves the Store and both clients; what it stores of an
 argument is the form its owner sends (the engine's normal form, or the wire
 form for a client).
+
+Appends are recorded in columns (columns.py), the other ops as rows; the
+owner applies the rows first, then the columns. That keeps each group's
+order as long as no row op of a group comes after an append of it, so such
+a row op first turns the columns recorded so far into rows. (Groups are
+independent, so only one thing shows the order across groups: when several
+ops would fail, the error raised is that of the first in this order.)
 """
 
 from .args import check_u64
+from .columns import AppendColumns
 from .errors import InvalidArgument
 from .ops import WRITE_OPS, with_write_ops
 
@@ -24,14 +32,35 @@ def wire_form(op, arg):
 
 
 class Batch:
-    """Records writes; ``submit(ops)`` runs when the block ends, with ``ops`` as
-    ``[(op, gid, recorded arg), ...]``."""
+    """Records writes; ``submit(ops, columns)`` runs when the block ends, with
+    ``ops`` as ``[(op, gid, recorded arg), ...]`` and ``columns`` the appends
+    after them (an AppendColumns, or None when there are none)."""
 
     def __init__(self, submit, record=_normal_form):
         self._submit = submit
         self._record = record
         self.ops = []
+        self.columns = AppendColumns()
+        #: Groups with appends in ``columns``.
+        self._appended = set()
         self.result = None
+
+    def record(self, op, gid, arg):
+        if op == "append":
+            self.columns.add(gid, arg)
+            self._appended.add(gid)
+            return
+        if gid in self._appended:
+            self._columns_to_rows()
+        self.ops.append((op, gid, self._record(op, arg)))
+
+    def _columns_to_rows(self):
+        self.ops.extend((op, gid, self._record(op, entries)) for op, gid, entries in self.columns.rows())
+        self.columns = AppendColumns()
+        self._appended.clear()
+
+    def _recorded(self):
+        return self.ops, (self.columns if len(self.columns) else None)
 
     def group(self, gid):
         return BatchGroup(self, check_u64(gid, "group id"))
@@ -41,14 +70,14 @@ class Batch:
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
-            self.result = self._submit(self.ops)
+            self.result = self._submit(*self._recorded())
 
     async def __aenter__(self):
         return self
 
     async def __aexit__(self, exc_type, exc, tb):
         if exc_type is None:
-            self.result = await self._submit(self.ops)
+            self.result = await self._submit(*self._recorded())
 
 
 @with_write_ops
@@ -64,5 +93,5 @@ class BatchGroup:
     def _write(self, op, arg, flush):
         if flush:
             raise InvalidArgument("a write inside a batch cannot flush on its own; use batch(flush=True)")
-        self._batch.ops.append((op, self.gid, self._batch._record(op, arg)))
+        self._batch.record(op, self.gid, arg)
         return self

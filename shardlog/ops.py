@@ -62,18 +62,24 @@ def check_vote(g, vote):
 
 
 def check_append(g, entries):
-    """Each entry as if appended in turn: after ``last``, with the next index."""
+    """Each entry as if appended in turn (see check_log_ids)."""
     if not entries:
         return NO_RECORD
-    last = g.last
-    for log_id, _ in entries:
+    check_log_ids(g.last, [log_id for log_id, _ in entries])
+    return entries
+
+
+def check_log_ids(last, log_ids):
+    """The rule of append, for log ids given one after another (rows or columns):
+    each after ``last``, with the next index. Returns the new ``last``."""
+    for log_id in log_ids:
         if last is not None:
             if log_id <= last:
                 raise LogIdReversal(last, log_id, "append")
             if log_id[1] != last[1] + 1:
                 raise LogIdNonConsecutive(last, log_id)
         last = log_id
-    return entries
+    return last
 
 
 def check_truncate(g, index):

@@ -59,8 +59,11 @@ def bad_write(draw):
 def bad_batch(draw):
     msg = base("batch")
     msg["flush"] = draw(st.booleans())
-    kind = draw(st.integers(0, 2))
-    if kind == 0:
+    kind = draw(st.integers(0, 3))
+    if kind == 3:
+        msg["v"] = draw(st.sampled_from([1, 2]))  # columns in version 1 are refused too
+        msg["columns"] = draw(bad_columns())
+    elif kind == 0:
         msg["ops"] = draw(SCALARS)
     elif kind == 1:
         msg["ops"] = draw(st.lists(st.one_of(SCALARS, st.lists(SCALARS, max_size=4)), min_size=1, max_size=3))
@@ -75,13 +78,37 @@ def bad_batch(draw):
 
 
 @st.composite
+def bad_columns(draw):
+    """Append columns that cannot be one batch's: not a map, a column missing or
+    not binary, rows of different lengths, sizes that do not add up to the data."""
+    def column(itemsize):
+        return st.integers(1, 3).map(lambda n: bytes(itemsize * n))
+
+    if draw(st.integers(0, 4)) == 0:
+        return draw(SCALARS)
+    columns = {"gids": draw(column(8)), "terms": draw(column(8)), "indexes": draw(column(8)),
+               "sizes": draw(column(4)), "data": draw(st.binary(max_size=4))}
+    rows = {len(columns[name]) // size for name, size in (("gids", 8), ("terms", 8), ("indexes", 8),
+                                                            ("sizes", 4))}
+    if len(rows) == 1 and not columns["data"] and draw(st.booleans()):
+        columns["data"] = b"x"  # zero sizes against one byte
+    elif len(rows) == 1 and not columns["data"]:
+        del columns[draw(st.sampled_from(sorted(columns)))]
+    if draw(st.integers(0, 3)) == 0:
+        columns[draw(st.sampled_from(sorted(columns)))] = draw(st.one_of(SCALARS, st.binary(min_size=1, max_size=3)
+                                                                         .filter(lambda b: len(b) % 4)))
+    return columns
+
+
+@st.composite
 def other_bad(draw):
     kind = draw(st.integers(0, 4))
     if kind == 0:
         return base(draw(st.text(max_size=12).filter(lambda s: s not in OPS)))
     if kind == 1:
         msg = base(draw(st.sampled_from(OPS)))
-        msg["v"] = draw(st.one_of(st.integers(I64_MIN, U64 - 1).filter(lambda v: v != 1), st.text(), st.none()))
+        msg["v"] = draw(st.one_of(st.integers(I64_MIN, U64 - 1).filter(lambda v: v not in (1, 2)), st.text(),
+                                  st.none()))
         return msg
     if kind == 2:
         msg = base(draw(st.sampled_from(["read", "state", "drop_group"])))
@@ -91,7 +118,7 @@ def other_bad(draw):
         msg = base("read")
         msg.update(gid=0, start=draw(BAD_INTS), end=draw(st.one_of(BAD_INTS, st.integers(0, 9))))
         return msg
-    return draw(st.dictionaries(st.text(max_size=4), VALUES, max_size=4).filter(lambda d: d.get("v") != 1))
+    return draw(st.dictionaries(st.text(max_size=4), VALUES, max_size=4).filter(lambda d: d.get("v") not in (1, 2)))
 
 
 def encoded(message):

@@ -16,7 +16,8 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LEAVES = {"shardlog", "shardlog.types", "shardlog.errors", "shardlog.args", "shardlog.ops", "shardlog.batch"}
+LEAVES = {"shardlog", "shardlog.types", "shardlog.errors", "shardlog.args", "shardlog.ops", "shardlog.batch",
+          "shardlog.columns"}
 
 
 def module_file(name):

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from shardlog import GroupNotFound, Store
+from shardlog.batch import Batch
 from shardlog.testing.model import ModelGroup
 from shardlog.types import next_index
 
@@ -94,6 +95,19 @@ def draw_write(data, model):
     if kind == "save_vote":
         return kind, data.draw(st.tuples(st.integers(0, 4), st.integers(0, 3)))
     return kind, data.draw(st.one_of(st.none(), st.binary(max_size=8)))
+
+
+def applied_order(ops):
+    """``ops`` (``[(op, gid, arg)]``) in the order a batch recording them applies them."""
+    applied = []
+
+    def submit(rows, columns):
+        applied.extend(rows + (columns.rows() if columns is not None else []))
+
+    with Batch(submit, record=lambda op, arg: arg) as b:
+        for kind, gid, arg in ops:
+            getattr(b.group(gid), kind)(arg)
+    return applied
 
 
 class StoreVsModel(RuleBasedStateMachine):
@@ -191,11 +205,13 @@ class StoreVsModel(RuleBasedStateMachine):
                 draft.apply(kind, arg)
             except Exception:
                 pass
-        # The model applies them one by one; the first failure means nothing is applied.
+        # The model applies them one by one, in the order the batch does (its
+        # rows, then the appends it holds in columns: batch.py); the first
+        # failure means nothing is applied.
         trial = {gid: m.copy() for gid, m in self.model.items()}
 
         def in_model():
-            for kind, gid, arg in ops:
+            for kind, gid, arg in applied_order(ops):
                 trial.setdefault(gid, ModelGroup()).apply(kind, arg)
 
         def in_store():

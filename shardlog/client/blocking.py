@@ -251,7 +251,7 @@ class Client:
         return self._drive(single("events", after=after))
 
     def batch(self, flush=False, timeout=None):
-        return Batch(lambda ops: self._drive(batch_op(ops, flush), timeout), wire_form)
+        return Batch(lambda ops, columns: self._drive(batch_op(ops, columns, flush), timeout), wire_form)
 
 
 def _run_callback(callback, error):

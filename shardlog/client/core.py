@@ -71,9 +71,13 @@ def flush_op(gid=None):
     yield "flush", {} if gid is None else {"gid": gid}
 
 
-def batch_op(ops, flush):
-    """``ops`` as recorded by a client's Batch: arguments already checked, in wire form."""
-    yield "batch", {"ops": [[op, gid, arg] for op, gid, arg in ops], "flush": bool(flush)}
+def batch_op(ops, columns, flush):
+    """``ops`` and ``columns`` (AppendColumns or None) as recorded by a client's
+    Batch: arguments already checked, ops in wire form."""
+    fields = {"ops": [[op, gid, arg] for op, gid, arg in ops], "flush": bool(flush)}
+    if columns is not None:
+        fields["columns"] = columns.to_wire()
+    yield "batch", fields
 
 
 def single(op, **fields):

@@ -11,12 +11,15 @@ from itertools import accumulate
 
 import msgpack
 
+from shardlog.columns import little_endian
 from shardlog.errors import BadRequest, ServerError, ShardlogError, error_classes
 from shardlog.ops import WRITE_OPS
 from shardlog.types import LogState
 
-#: Major version of the protocol; a request carrying another one is refused.
-PROTOCOL_VERSION = 1
+#: Major version of the protocol this client speaks (2: batches carry appends in columns).
+PROTOCOL_VERSION = 2
+#: The versions a server takes; a request carrying another one is refused.
+PROTOCOL_VERSIONS = (1, 2)
 
 #: Every op of the protocol: the write ops of ops.py (each takes ``gid`` and the
 #: field its entry names) and the rest.
@@ -80,16 +83,9 @@ def entries_out(entries):
     return [[t, i, p] for (t, i), p in entries]
 
 
-def _little_endian(column):
-    if sys.byteorder != "little":
-        column = array(column.typecode, column)
-        column.byteswap()
-    return column
-
-
 def columns_out(first, terms, sizes, payloads, nxt):
     """A read reply in columns: no msgpack object per entry (docs/protocol.md, ``read``)."""
-    return {"first": first, "terms": _little_endian(terms).tobytes(), "sizes": _little_endian(sizes).tobytes(),
+    return {"first": first, "terms": little_endian(terms).tobytes(), "sizes": little_endian(sizes).tobytes(),
             "data": b"".join(payloads), "next": nxt}
 
 

@@ -146,7 +146,8 @@ class Disk:
         checkpoint holds the entries before it.
         """
         if len(entries) == 1:
-            return self._append_one(group, entries, apply)
+            log_id, payload = entries[0]
+            return self._append_one(group, log_id, payload, apply)
         gid = group.gid
         index = group.index
         places = index.places
@@ -198,9 +199,19 @@ class Disk:
         if self.cache.evictable(self.synced):
             self.cache.evict(self.synced)
 
-    def _append_one(self, group, entries, apply):
+    def append_columns(self, group, columns, lo, hi, starts, apply):
+        """``append`` of rows ``[lo, hi)`` of ``columns`` (an AppendColumns, checked;
+        consecutive entries of ``group``); ``starts[k]`` is where row k's payload
+        starts in ``columns.data``."""
+        if hi - lo == 1:
+            at = starts[lo]
+            return self._append_one(group, (columns.terms[lo], columns.indexes[lo]),
+                                    columns.data[at:at + columns.sizes[lo]], apply)
+        return self.append(group, columns.entries(lo, hi, starts), apply)
+
+    def _append_one(self, group, log_id, payload, apply):
         """``append`` of a single entry (the common case of a multi-group batch), shorter."""
-        (term, idx), payload = entries[0]
+        term, idx = log_id
         index = group.index
         if not len(index):
             index.start_at(idx, term)
@@ -230,7 +241,7 @@ class Disk:
         if group.chunk is not chunk:  # chunks.touch, inlined
             group.chunk = chunk
             chunk.touched.append(group)
-        apply(group, entries)
+        apply(group, ((log_id, payload),))
         cache = self.cache
         cache.writes.append((group, idx, idx, end, size))  # cache.added, inlined: the hot path
         cache.items += 1

@@ -33,7 +33,7 @@ from shardlog.errors import (
     Timeout,
     TooManyGroups,
 )
-from shardlog.ops import APPEND, NO_RECORD, WRITE_OPS, with_write_ops
+from shardlog.ops import APPEND, NO_RECORD, WRITE_OPS, apply_append, check_log_ids, with_write_ops
 from shardlog.types import LogState
 from workers.files import OS_FILES
 from workers.naming import chunk_path
@@ -312,16 +312,25 @@ class Store:
                                   f"{', '.join(WRITE_OPS)}: {exc!r}") from None
         return self.write_normalized(normal, flush, callback, timeout)
 
-    def write_normalized(self, ops, flush=False, callback=None, timeout=None):
+    def write_normalized(self, ops, flush=False, callback=None, timeout=None, columns=None):
         """``write`` of ops whose arguments are already checked and normalized (by the
-        handles, the batch recorder, the front off the wire): the one write path."""
+        handles, the batch recorder, the front off the wire): the one write path.
+        ``columns`` (an AppendColumns, or None) are appends that come after ``ops``."""
         with self._lock:
             if self._closed:
                 self._check_open()
-            planned, placement = self._plan(ops)
+            if columns is not None and ops and not set(columns.gids).isdisjoint([gid for _, gid, _ in ops]):
+                ops, columns = ops + columns.rows(), None  # a group in both: checked in order, as rows
+            planned, new = self._plan(ops)
+            runs = None if columns is None else self._plan_columns(columns, new)
+            placement = self._placement(list(new)) if new else None
             crowded = self._apply(planned, placement)
+            if runs:
+                crowded = self._apply_columns(columns, runs, placement, crowded)
             if flush:  # also the disks of ops that wrote nothing: what came before them
                 disks = {self._groups[gid].disk for _, gid, _ in ops if gid in self._groups}
+                if runs:
+                    disks.update(self._groups[gid].disk for gid, _, _ in runs)
         if crowded:
             for disk in crowded:
                 self._throttle(disk)
@@ -335,7 +344,7 @@ class Store:
 
     def _plan(self, ops):
         """Check ``ops`` without changing anything: ``([(WriteOp, gid, record value)],
-        {new gid: its disk})``. An op is applied to a shadow of its group only when
+        {new gid: None})``. An op is applied to a shadow of its group only when
         a later op of the batch must see its effect."""
         groups = self._groups
         if len(ops) == 1:  # the common case, without the batch's bookkeeping
@@ -346,8 +355,8 @@ class Store:
                 group.disk.check_writable(name)
             value = op.check(NEW_GROUP if group is None else group, arg)
             if value is NO_RECORD:
-                return (), None
-            return [(op, gid, value)], (None if group is not None else self._placement([gid]))
+                return (), {}
+            return [(op, gid, value)], ({} if group is not None else {gid: None})
         last_op = {gid: pos for pos, (_, gid, _) in enumerate(ops)}
         states = {}
         planned = []
@@ -370,7 +379,30 @@ class Store:
                 if type(state) is not Shadow:
                     state = states[gid] = Shadow(state)
                 op.apply(state, value)
-        return planned, (self._placement(list(new)) if new else None)
+        return planned, new
+
+    def _plan_columns(self, columns, new):
+        """Check appends in columns (of groups no row op of the batch touches)
+        without changing anything: ``[(gid, lo, hi)]`` of each group's run of
+        rows (columns.runs). New groups are added to ``new``."""
+        groups = self._groups
+        terms, indexes = columns.terms, columns.indexes
+        lasts = {}
+        runs = columns.runs()
+        for gid, lo, hi in runs:
+            if gid in lasts:  # a group in two runs: the second follows the first
+                last = lasts[gid]
+            else:
+                group = groups.get(gid)
+                if group is None:
+                    last = None
+                    new[gid] = None
+                else:
+                    group.disk.check_writable("append")
+                    last = group.last
+            log_ids = ((terms[lo], indexes[lo]),) if hi - lo == 1 else zip(terms[lo:hi], indexes[lo:hi])
+            lasts[gid] = check_log_ids(last, log_ids)
+        return runs
 
     def _placement(self, gids):
         """The disk each new group goes on: the least loaded one neither failed nor full, counting
@@ -412,6 +444,21 @@ class Store:
                 crowded.add(disk)
         return crowded
 
+    def _apply_columns(self, columns, runs, placement, crowded):
+        """``_apply`` of the runs of appends in columns that ``_plan_columns`` checked."""
+        groups = self._groups
+        starts = columns.payload_starts()
+        for gid, lo, hi in runs:
+            group = groups.get(gid)
+            if group is None:
+                group = groups[gid] = placement[gid].create_group(gid)
+            disk = group.disk
+            disk.append_columns(group, columns, lo, hi, starts, apply_append)
+            if disk.end - disk.synced > self._max_unsynced:
+                crowded = crowded or set()
+                crowded.add(disk)
+        return crowded
+
     def _throttle(self, disk):
         """Backpressure: a writer waits while its disk holds too many unsynced bytes."""
         try:
@@ -425,7 +472,7 @@ class Store:
         ``with store.batch(flush=True) as b: b.group(1).append(...)``; leaving
         the block applies them (and waits for durability if ``flush``).
         """
-        return Batch(lambda ops: self.write_normalized(ops, flush=flush, timeout=timeout))
+        return Batch(lambda ops, columns: self.write_normalized(ops, flush=flush, timeout=timeout, columns=columns))
 
     def _flush_group(self, gid, callback, timeout):
         def start(cb):
@@ -497,8 +544,8 @@ class Store:
             self._check_open()
             if gid in self._groups:
                 raise GroupExists(f"group {gid} already exists; drop it first or choose another id")
-            planned, placement = self._plan(ops)
-            placement = placement or self._placement([gid])
+            planned, _ = self._plan(ops)
+            placement = self._placement([gid])
             self._apply(planned, placement)
             if gid not in self._groups:  # an empty log: the group exists all the same
                 self._groups[gid] = placement[gid].create_group(gid)

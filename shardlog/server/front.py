@@ -27,7 +27,8 @@ import zmq
 
 from shardlog.args import check_u64
 from shardlog.client import protocol
-from shardlog.client.protocol import PROTOCOL_VERSION
+from shardlog.client.protocol import PROTOCOL_VERSIONS
+from shardlog.columns import AppendColumns
 from shardlog.engine.store import Store
 from shardlog.errors import (
     BadRequest,
@@ -260,9 +261,9 @@ class Front:
             msg = protocol.unpack(data)
             request_id = msg.get("id")
             version = msg.get("v")
-            if type(version) is not int or version != PROTOCOL_VERSION:
+            if type(version) is not int or version not in PROTOCOL_VERSIONS:
                 raise VersionMismatch(f"protocol version {msg.get('v')!r} is not supported; "
-                                      f"this server speaks {PROTOCOL_VERSION}")
+                                      f"this server speaks {', '.join(map(str, PROTOCOL_VERSIONS))}")
             handler = self._ops.get(msg.get("op"))
             if handler is None:
                 raise UnknownOp(f"unknown op {msg.get('op')!r}; known: {', '.join(protocol.OPS)}")
@@ -309,13 +310,15 @@ class Front:
 
     # ------------------------------------------------------------ operations
 
-    def _check_space(self, ops):
+    def _check_space(self, ops, columns=None):
         """DiskFull before the disk really is: on a disk whose free space is
         under the reserve, only ops that free space or hold a few bytes of
         state are taken (ops.TAKEN_WHEN_LOW, drop_group); a new group needs
         a disk with room. Each disk is looked at at most every 0.1 s."""
         groups = self.store._groups
         growing = [gid for name, gid, _ in ops if name not in TAKEN_WHEN_LOW or gid not in groups]
+        if columns is not None:
+            growing.extend(set(columns.gids))
         if not growing:
             return
         for disk in {groups[gid].disk for gid in growing if gid in groups}:
@@ -354,9 +357,11 @@ class Front:
         reserve = self.settings["disk_reserve_bytes"]
         return min(DEFAULT_RESERVE, total // 20) if reserve < 0 else reserve
 
-    def _check_size(self, ops):
+    def _check_size(self, ops, columns=None):
         """Refuse a request carrying more entries or payload bytes than the limits allow."""
         entries = payload = 0
+        if columns is not None:
+            entries, payload = len(columns), columns.payload_bytes()
         for op, _, arg in ops:
             if op == "append":
                 entries += len(arg)
@@ -375,7 +380,9 @@ class Front:
                                                       op.from_wire(arg))])
 
     def _batch(self, ident, request_id, msg):
-        wire_ops = _field(msg, "ops")
+        if msg.get("ops") is None and msg.get("columns") is None:
+            raise BadRequest("a batch needs ops, columns, or both")
+        wire_ops = msg.get("ops", [])
         if not isinstance(wire_ops, list):
             raise BadRequest("ops must be an array of [op, gid, arg]")
         ops = []
@@ -384,16 +391,22 @@ class Front:
                 raise BadRequest(f"each batch op must be [write op, gid, arg], not {item!r:.100}")
             name, gid, arg = item
             ops.append((name, check_u64(gid, "gid"), WRITE_OPS[name].from_wire(arg)))
-        return self._submit(ident, request_id, msg, ops)
+        columns = msg.get("columns")
+        if columns is not None:
+            if msg.get("v", 1) < 2:
+                raise BadRequest("batch columns are protocol version 2")
+            columns = AppendColumns.from_wire(columns)
+        return self._submit(ident, request_id, msg, ops, columns)
 
-    def _submit(self, ident, request_id, msg, ops):
+    def _submit(self, ident, request_id, msg, ops, columns=None):
         """The front's one write path: a single write is a batch of one."""
-        self._check_size(ops)
-        self._check_space(ops)
+        self._check_size(ops, columns)
+        self._check_space(ops, columns)
         if msg.get("flush"):
-            self.store.write_normalized(ops, flush=True, callback=self._reply_later(ident, request_id))
+            self.store.write_normalized(ops, flush=True, callback=self._reply_later(ident, request_id),
+                                        columns=columns)
             return _LATER
-        self.store.write_normalized(ops)
+        self.store.write_normalized(ops, columns=columns)
         return None
 
     def _flush(self, ident, request_id, msg):
@@ -427,8 +440,10 @@ class Front:
         return None
 
     def _hello(self, ident, request_id, msg):
-        return {"protocol": PROTOCOL_VERSION, "server": SERVER_NAME, "incarnation": self.incarnation,
-                "clock": time.monotonic(), "max_message_size": self.settings["max_message_size"],
+        version = msg.get("v")  # a client of an older version checks that it is its own
+        return {"protocol": version, "protocols": list(PROTOCOL_VERSIONS), "server": SERVER_NAME,
+                "incarnation": self.incarnation, "clock": time.monotonic(),
+                "max_message_size": self.settings["max_message_size"],
                 "max_read_entries": self.settings["max_read_entries"]}
 
     def _events(self, ident, request_id, msg):

@@ -1,0 +1,136 @@
+"""Appends in columns: many groups' entries without a Python object per entry.
+
+A Raft host's round appends one or a few entries to each of many groups. As
+rows (``("append", gid, [((term, index), payload), ...])``) every entry is a
+tuple, a list item and a msgpack array at each step between the caller and
+the disk. ``AppendColumns`` holds the same appends as four arrays and one byte
+string: row ``k`` appends entry ``(terms[k], indexes[k])``, whose payload is
+the next ``sizes[k]`` bytes of ``data``, to group ``gids[k]``; consecutive
+rows of one group are one append. The batch recorder fills it, the clients
+send the columns as they are (docs/protocol.md, ``batch``), the front takes
+them back with ``frombytes``, and the engine checks and applies them in one
+pass (Store.write_normalized).
+"""
+
+import sys
+from array import array
+from itertools import accumulate
+
+from .args import check_bytes
+from .errors import BadRequest, InvalidArgument
+from .types import U64_MAX
+
+#: The columns on the wire, with their array type codes (little-endian there).
+WIRE_COLUMNS = (("gids", "Q"), ("terms", "Q"), ("indexes", "Q"), ("sizes", "I"))
+
+
+class AppendColumns:
+    __slots__ = ("gids", "terms", "indexes", "sizes", "data")
+
+    def __init__(self, gids=None, terms=None, indexes=None, sizes=None, data=b""):
+        self.gids = array("Q") if gids is None else gids
+        self.terms = array("Q") if terms is None else terms
+        self.indexes = array("Q") if indexes is None else indexes
+        self.sizes = array("I") if sizes is None else sizes
+        #: The payloads one after another (a bytearray while recording).
+        self.data = data if gids is not None else bytearray()
+
+    def __len__(self):
+        return len(self.gids)
+
+    def add(self, gid, entries):
+        """Record ``entries`` (``[((term, index), payload), ...]``) appended to
+        group ``gid``, checked as the row form is (args.check_entries): a bad
+        entry raises InvalidArgument and records nothing of ``entries``."""
+        gids, terms, indexes, sizes, data = self.gids, self.terms, self.indexes, self.sizes, self.data
+        n, nbytes = len(gids), len(data)
+        try:
+            for (term, index), payload in entries:
+                if type(term) is not int or type(index) is not int:
+                    raise TypeError(f"log id ({term!r}, {index!r}) is not a pair of integers")
+                if type(payload) is not bytes:
+                    payload = check_bytes(payload, "payload")
+                terms.append(term)
+                indexes.append(index)
+                sizes.append(len(payload))
+                data += payload
+                gids.append(gid)
+        except (TypeError, ValueError, OverflowError) as exc:
+            for column in (gids, terms, indexes, sizes):
+                del column[n:]
+            del data[nbytes:]
+            if isinstance(exc, InvalidArgument):
+                raise
+            raise InvalidArgument(f"entries must be an iterable of ((term, index), payload), terms and "
+                                  f"indexes in [0, {U64_MAX}]: {exc}") from None
+
+    def runs(self):
+        """``(gid, lo, hi)`` of each run of consecutive rows of one group."""
+        gids = self.gids
+        out = []
+        lo, n = 0, len(gids)
+        while lo < n:
+            gid = gids[lo]
+            hi = lo + 1
+            while hi < n and gids[hi] == gid:
+                hi += 1
+            out.append((gid, lo, hi))
+            lo = hi
+        return out
+
+    def payload_starts(self):
+        """Where each row's payload starts in ``data``."""
+        return array("Q", accumulate(self.sizes, initial=0))
+
+    def entries(self, lo, hi, starts):
+        """Rows ``[lo, hi)`` as entries, ``[((term, index), payload), ...]``."""
+        terms, indexes, sizes, data = self.terms, self.indexes, self.sizes, self.data
+        return [((terms[k], indexes[k]), data[starts[k]:starts[k] + sizes[k]]) for k in range(lo, hi)]
+
+    def rows(self):
+        """The same appends as row ops, ``[("append", gid, entries), ...]``."""
+        starts = self.payload_starts()
+        return [("append", gid, self.entries(lo, hi, starts)) for gid, lo, hi in self.runs()]
+
+    def payload_bytes(self):
+        return len(self.data)
+
+    # ------------------------------------------------------------ on the wire
+
+    def to_wire(self):
+        """The msgpack map of docs/protocol.md: each column little-endian, ``data`` as is."""
+        fields = {name: little_endian(getattr(self, name)).tobytes() for name, _ in WIRE_COLUMNS}
+        fields["data"] = bytes(self.data)
+        return fields
+
+    @classmethod
+    def from_wire(cls, fields):
+        """Columns off the wire, or BadRequest when they cannot be one batch's."""
+        if not isinstance(fields, dict):
+            raise BadRequest("columns must be a map of gids, terms, indexes, sizes and data")
+        columns = []
+        for name, code in WIRE_COLUMNS:
+            raw = fields.get(name)
+            column = array(code)
+            if not isinstance(raw, bytes) or len(raw) % column.itemsize:
+                raise BadRequest(f"columns.{name} must be binary, {column.itemsize} bytes per row")
+            column.frombytes(raw)
+            columns.append(little_endian(column))
+        data = fields.get("data")
+        if not isinstance(data, bytes):
+            raise BadRequest("columns.data must be binary")
+        gids, terms, indexes, sizes = columns
+        if not len(gids) == len(terms) == len(indexes) == len(sizes):
+            raise BadRequest(f"columns of different lengths: {len(gids)} gids, {len(terms)} terms, "
+                             f"{len(indexes)} indexes, {len(sizes)} sizes")
+        if sum(sizes) != len(data):
+            raise BadRequest(f"columns.sizes add up to {sum(sizes)} bytes, columns.data holds {len(data)}")
+        return cls(gids, terms, indexes, sizes, data)
+
+
+def little_endian(column):
+    """``column`` with the byte order of the wire (a copy only on big-endian hosts)."""
+    if sys.byteorder != "little":
+        column = array(column.typecode, column)
+        column.byteswap()
+    return column

@@ -1,0 +1,135 @@
+"""Appends in columns (shardlog/columns.py): recorded, sent, checked and applied
+as the same appends in rows would be."""
+
+import msgpack
+import pytest
+import zmq
+
+from shardlog import InvalidArgument, LogIdNonConsecutive, LogState
+from shardlog.batch import Batch
+from shardlog.columns import AppendColumns
+from shardlog.errors import BadRequest
+
+from .conftest import snapshot
+
+
+def test_a_bad_entry_records_nothing_of_its_append():
+    columns = AppendColumns()
+    columns.add(1, [((1, 0), b"a")])
+    for bad in ([((1, 1), b"b"), ((1, -2), b"c")], [((1, 1), b"b"), ((1, 2), "text")],
+                [((1, 1), b"b"), ((1.5, 2), b"c")], [((1, 1), b"b"), (1, 2)], [((1, 1), b"b"), ((2 ** 64, 2), b"")]):
+        with pytest.raises(InvalidArgument):
+            columns.add(2, bad)
+        assert (list(columns.gids), bytes(columns.data)) == ([1], b"a"), bad
+    columns.add(2, [((1, 5), bytearray(b"xy")), ((1, 6), memoryview(b"z"))])
+    assert columns.rows() == [("append", 1, [((1, 0), b"a")]),
+                              ("append", 2, [((1, 5), b"xy"), ((1, 6), b"z")])]
+
+
+def test_columns_cross_the_wire_unchanged():
+    columns = AppendColumns()
+    for gid in (7, 7, 3, 7):
+        columns.add(gid, [((2, gid * 10 + len(columns)), b"p%d" % len(columns))])
+    back = AppendColumns.from_wire(msgpack.unpackb(msgpack.packb(columns.to_wire())))
+    assert back.rows() == columns.rows()
+    assert [run[0] for run in back.runs()] == [7, 3, 7], "a group in two runs stays two runs, in order"
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda w: w.update(sizes=w["sizes"][:4]), "different lengths"),
+    (lambda w: w.update(data=w["data"] + b"!"), "add up to"),
+    (lambda w: w.update(terms=w["terms"][:-1]), "8 bytes per row"),
+    (lambda w: w.pop("indexes"), "columns.indexes"),
+    (lambda w: w.update(data="text"), "columns.data"),
+])
+def test_columns_that_cannot_be_one_batch_are_refused(change, message):
+    columns = AppendColumns()
+    columns.add(1, [((1, 0), b"ab"), ((1, 1), b"c")])
+    wire = columns.to_wire()
+    change(wire)
+    with pytest.raises(BadRequest, match=message):
+        AppendColumns.from_wire(wire)
+
+
+def test_a_row_op_after_an_append_of_its_group_keeps_the_order():
+    """Rows are applied before columns: a truncate recorded after an append of
+    the same group turns the appends so far into rows, or it would run first."""
+    submitted = []
+    with Batch(lambda ops, columns: submitted.append((ops, columns))) as b:
+        b.group(1).append([((1, 0), b"a"), ((1, 1), b"b")])
+        b.group(2).append([((1, 0), b"x")])
+        b.group(3).commit((1, 0))  # another group: the columns stay
+        b.group(1).truncate(1)
+        b.group(1).append([((2, 1), b"B")])
+    [(ops, columns)] = submitted
+    assert [(op, gid) for op, gid, _ in ops] == [("commit", 3), ("append", 1), ("append", 2), ("truncate", 1)]
+    assert columns.rows() == [("append", 1, [((2, 1), b"B")])]
+
+
+def test_store_batches_in_columns_equal_their_rows(open_store, tmp_path):
+    """The same writes through the recorder (columns) and through Store.write
+    (rows, op by op) leave the same states and entries."""
+    by_columns, by_rows = open_store(tmp_path / "a"), open_store(tmp_path / "b")
+    writes = []
+    for gid in range(20):
+        writes.append(("save_vote", gid, (1, gid)))
+        writes.append(("append", gid, [((1, i), b"%d.%d" % (gid, i)) for i in range(gid % 3 + 1)]))
+        if gid % 4 == 0:
+            writes.append(("truncate", gid, 1))
+            writes.append(("append", gid, [((2, 1), b"again")]))
+        writes.append(("commit", gid, (1, 0)))
+    with by_columns.batch(flush=True) as b:
+        for op, gid, arg in writes:
+            getattr(b.group(gid), op)(arg)
+    for write in writes:
+        by_rows.write([write])
+    for gid in range(20):
+        assert by_columns.group(gid).state() == by_rows.group(gid).state()
+        assert list(by_columns.group(gid).read(0, 10)) == list(by_rows.group(gid).read(0, 10))
+    assert by_columns.group(4).state().last == (2, 1)
+
+
+def test_a_refused_append_in_columns_leaves_no_trace(open_store, data_dir):
+    store = open_store()
+    store.group(5).append([((1, 0), b"a")], flush=True)
+    store.flush()
+    before = snapshot(data_dir)
+    with pytest.raises(LogIdNonConsecutive):
+        with store.batch() as b:
+            for gid in range(10):
+                b.group(gid).append([((1, 2), b"new")])  # group 5 holds index 0: 2 does not follow
+    store.flush()
+    assert snapshot(data_dir) == before
+    assert store.groups() == [5]
+
+
+def test_clients_send_columns_and_the_server_applies_them(start_server):
+    server = start_server()
+    with server.client() as client:
+        with client.batch(flush=True) as b:
+            for gid in range(100):
+                b.group(gid).save_vote((1, 1)).append([((1, 0), b"a%d" % gid), ((1, 1), b"b")]).commit((1, 1))
+        assert client.group(42).state() == LogState(vote=(1, 1), last=(1, 1), committed=(1, 1))
+        assert list(client.group(99).read(0, 5)) == [((1, 0), b"a99"), ((1, 1), b"b")]
+
+
+def test_columns_in_a_version_1_request_are_refused(start_server):
+    server = start_server()
+    columns = AppendColumns()
+    columns.add(1, [((1, 0), b"a")])
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.linger = 0
+    try:
+        sock.connect(server.endpoint)
+        for version, status in ((1, "error"), (2, "ok")):
+            sock.send(msgpack.packb({"v": version, "id": version, "op": "batch", "columns": columns.to_wire()}))
+            assert sock.poll(10_000)
+            reply = msgpack.unpackb(sock.recv())
+            assert reply["status"] == status, reply
+        sock.send(msgpack.packb({"v": 1, "id": 3, "op": "hello"}))
+        assert sock.poll(10_000)
+        assert msgpack.unpackb(sock.recv())["result"]["protocol"] == 1, "a version-1 client hears its own version"
+    finally:
+        sock.close()
+        ctx.term()
