@@ -39,7 +39,7 @@ from shardlog.server.worker_flusher import SYNC_TRACE_FILE  # noqa: E402
 from shardlog.testing.model import ModelGroup, records_of  # noqa: E402
 from shardlog.testing.process import ServerProcess  # noqa: E402
 from shardlog.types import LogState  # noqa: E402
-from workers.naming import list_chunks  # noqa: E402
+from shardlog.workers.naming import list_chunks  # noqa: E402
 
 
 class Lost(AssertionError):

@@ -1,9 +1,10 @@
 """shardlog: durable log storage for hosts that run many Raft groups.
 
 The errors and value types are imported here. ``Store`` and ``Group`` (the
-engine) are loaded on first use (PEP 562), so a process that only talks to a
-server (``shardlog.client``) never loads the engine, while one that embeds
-the engine never loads ZeroMQ; tests/test_layers.py checks both.
+engine), ``Client`` and ``AsyncClient`` (ZeroMQ) are loaded on first use
+(PEP 562), so a process that only talks to a server never loads the engine,
+while one that embeds the engine never loads ZeroMQ; tests/test_layers.py
+checks both.
 """
 
 from shardlog.errors import (
@@ -29,21 +30,24 @@ from shardlog.errors import (
 )
 from shardlog.types import LogState
 
-_ENGINE = ("Group", "Store")
+#: Names loaded on first use, and the module each comes from.
+_LAZY = {"Group": "shardlog.engine.store", "Store": "shardlog.engine.store",
+         "Client": "shardlog.client.blocking", "AsyncClient": "shardlog.client.aio"}
 
 __all__ = [
-    "ChunkGap", "ChunkMissing", "CorruptedLog", "DirectoryLocked", "DiskFailed", "DiskFull", "Group", "GroupExists",
+    "AsyncClient", "ChunkGap", "ChunkMissing", "Client", "CorruptedLog", "DirectoryLocked", "DiskFailed", "DiskFull",
+    "Group", "GroupExists",
     "GroupNotFound", "InvalidArgument", "LogIdMismatch", "LogIdNonConsecutive", "LogIdReversal", "LogIndexNotFound",
     "LogState", "ShardlogError", "StaleRequest", "Store", "StoreClosed", "Timeout", "TooManyGroups", "VoteReversal",
 ]
 
 
 def __getattr__(name):
-    if name not in _ENGINE:
+    if name not in _LAZY:
         raise AttributeError(f"module 'shardlog' has no attribute {name!r}")
-    from shardlog.engine import store
+    import importlib
 
-    value = getattr(store, name)
+    value = getattr(importlib.import_module(_LAZY[name]), name)
     globals()[name] = value
     return value
 

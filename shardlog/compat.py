@@ -12,8 +12,8 @@ dropped on a purge when their last log id at closing is <= the purge point.
 import os
 
 from shardlog.engine import codec
-from workers.naming import LOCK_FILE, chunk_file_name, list_chunks
-from workers.writer import fsync_dir
+from shardlog.workers.naming import LOCK_FILE, chunk_file_name, list_chunks
+from shardlog.workers.writer import fsync_dir
 
 from .args import check_u64
 from .errors import ChunkGap, CorruptedLog, InvalidArgument

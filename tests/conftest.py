@@ -55,7 +55,7 @@ def forget_sync(data_dir, synced=None):
     """Make the data directory's marks say that only ``synced`` bytes of the stream
     were durable (default: up to its newest chunk), as after a crash that came
     before the newest records were fsynced: their damage is then a torn tail."""
-    from workers.marks import MARKS_FILE, MarksWriter, read_marks
+    from shardlog.workers.marks import MARKS_FILE, MarksWriter, read_marks
 
     oldest, _ = read_marks(data_dir)
     if synced is None:

@@ -107,8 +107,8 @@ def test_a_failed_fsync_is_never_retried_on_the_spare(tmp_path):
     goes: after a failed fsync the page cache may have dropped the bytes."""
     import errno
 
-    from workers.messages import WriteRequest
-    from workers.writer import SPARE_FILE, ChunkWriter, SyncFailed
+    from shardlog.workers.messages import WriteRequest
+    from shardlog.workers.writer import SPARE_FILE, ChunkWriter, SyncFailed
 
     def fsync(fd):
         raise OSError(errno.ENOSPC, "No space left on device")

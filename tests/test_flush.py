@@ -206,7 +206,7 @@ def test_embedded_disk_full_holds_writes_until_space_is_back(data_dir):
 def test_a_full_disk_found_by_a_helping_caller_is_retried_by_the_thread(tmp_path):
     """A caller that helps (does the flusher's work itself) and finds the disk full hands
     the batch back; the thread, asleep with nothing to do, must wake and retry it."""
-    from workers.messages import WriteRequest
+    from shardlog.workers.messages import WriteRequest
 
     progress, full = [], []
     flusher = ThreadFlusher(str(tmp_path), lambda seq, synced: progress.append(seq), lambda exc: None,

@@ -251,7 +251,7 @@ def test_ten_thousand_raw_messages_while_a_good_client_works(start_server, tmp_p
     assert server.stop() == 0
     # Not one record on disk comes from a hostile message.
     from shardlog.engine import codec
-    from workers.naming import list_chunks
+    from shardlog.workers.naming import list_chunks
     records = []
     for _, path in list_chunks(data)[0]:
         with open(path, "rb") as f:

@@ -2,7 +2,8 @@
 and on what a process really loads.
 
 - the engine (``shardlog/engine``) reaches no ZeroMQ, through any import, even one inside a function;
-- ``workers`` imports nothing of ``shardlog``: it owns the two modules it shares with the engine;
+- the flush workers (the repository's ``workers/``, installed as ``shardlog.workers``) import nothing
+  of ``shardlog`` outside themselves: they own the two modules they share with the engine;
 - the client (``shardlog/client``) reaches nothing of the engine, the server, the CLI or the workers;
 - the shared leaves (types, errors, args, ops, batch) reach only each other;
 - the engine and ZeroMQ meet only in the server (and in the CLI and test helpers that start it).
@@ -16,12 +17,15 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORKERS = "shardlog.workers"
 LEAVES = {"shardlog", "shardlog.types", "shardlog.errors", "shardlog.args", "shardlog.ops", "shardlog.batch",
           "shardlog.columns"}
 
 
 def module_file(name):
     """The source file of module ``name`` in this repository, or None (not ours)."""
+    if under(name, WORKERS):  # installed under shardlog's name, kept in workers/ (pyproject.toml)
+        name = "workers" + name[len(WORKERS):]
     base = os.path.join(ROOT, *name.split("."))
     for path in (base + ".py", os.path.join(base, "__init__.py")):
         if os.path.isfile(path):
@@ -36,7 +40,8 @@ def all_modules():
             for f in files:
                 if f.endswith(".py"):
                     rel = os.path.relpath(os.path.join(dirpath, f), ROOT)[:-3].replace(os.sep, ".")
-                    out.append(rel[:-len(".__init__")] if rel.endswith(".__init__") else rel)
+                    rel = rel[:-len(".__init__")] if rel.endswith(".__init__") else rel
+                    out.append("shardlog." + rel if top == "workers" else rel)
     return sorted(out)
 
 
@@ -107,7 +112,8 @@ MODULES = all_modules()
 
 
 def test_the_modules_are_found():
-    assert "shardlog.engine.store" in MODULES and "workers.writer" in MODULES and "shardlog.client.aio" in MODULES
+    assert "shardlog.engine.store" in MODULES and "shardlog.workers.writer" in MODULES
+    assert "shardlog.client.aio" in MODULES
 
 
 @pytest.mark.parametrize("name", [m for m in MODULES if under(m, "shardlog.engine")])
@@ -116,22 +122,25 @@ def test_the_engine_reaches_no_zeromq(name):
     assert not found, f"{name} reaches {found}"
 
 
-@pytest.mark.parametrize("name", [m for m in MODULES if under(m, "workers")])
+@pytest.mark.parametrize("name", [m for m in MODULES if under(m, WORKERS)])
 def test_workers_import_nothing_of_shardlog(name):
-    found = sorted(m for m in reach(name) if under(m, "shardlog"))
+    """Python runs ``shardlog/__init__`` first (the package they are installed in),
+    with what it imports; their own imports stay among themselves."""
+    package = reach("shardlog")
+    found = sorted(m for m in reach(name) if under(m, "shardlog") and not under(m, WORKERS) and m not in package)
     assert not found, f"{name} reaches {found}"
 
 
 @pytest.mark.parametrize("name", [m for m in MODULES if under(m, "shardlog.client")])
 def test_the_client_reaches_nothing_of_the_engine(name):
     found = sorted(m for m in reach(name)
-                   if under(m, "shardlog.engine", "shardlog.server", "shardlog.cli", "shardlog.testing", "workers"))
+                   if under(m, "shardlog.engine", "shardlog.server", "shardlog.cli", "shardlog.testing", WORKERS))
     assert not found, f"{name} reaches {found}"
 
 
 @pytest.mark.parametrize("name", sorted(LEAVES))
 def test_the_shared_leaves_reach_only_each_other(name):
-    ours = {m for m in reach(name) if under(m, "shardlog", "workers")}
+    ours = {m for m in reach(name) if under(m, "shardlog")}
     assert ours <= LEAVES, f"{name} reaches {sorted(ours - LEAVES)}"
 
 
@@ -161,9 +170,14 @@ def test_an_embedded_store_loads_no_zeromq():
 def test_a_client_loads_nothing_of_the_engine():
     loaded = loaded_by("from shardlog.client import Client, AsyncClient")
     assert "zmq" in loaded
-    assert not {m for m in loaded if under(m, "shardlog.engine", "shardlog.server", "workers")}
+    assert not {m for m in loaded if under(m, "shardlog.engine", "shardlog.server", WORKERS)}
 
 
 def test_a_worker_loads_nothing_of_shardlog():
-    loaded = loaded_by("import workers.writer, workers.policy, workers.messages, workers.naming")
-    assert not {m for m in loaded if under(m, "shardlog") or is_zmq(m)}
+    """Beside itself, the package's ``__init__`` and the two leaves it imports."""
+    loaded = loaded_by("import shardlog.workers.writer, shardlog.workers.policy, shardlog.workers.messages, "
+                       "shardlog.workers.naming")
+    assert "shardlog.workers.writer" in loaded
+    found = {m for m in loaded if under(m, "shardlog") and not under(m, WORKERS)}
+    assert found <= {"shardlog", "shardlog.errors", "shardlog.types"}, found
+    assert not {m for m in loaded if is_zmq(m)}

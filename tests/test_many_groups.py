@@ -4,7 +4,7 @@ import random
 import threading
 
 from shardlog import Store
-from workers.naming import chunk_file_name
+from shardlog.workers.naming import chunk_file_name
 
 from .conftest import chunk_names
 

@@ -200,7 +200,7 @@ def test_empty_last_chunk_is_dropped(sample):
     """A chunk file created just before a crash, with nothing in it: recovery removes it
     (the next chunk opens at the same offset, and is written only once there is something)."""
     end = sum((sample / n).stat().st_size for n in chunk_names(sample))
-    from workers.naming import chunk_file_name
+    from shardlog.workers.naming import chunk_file_name
     empty = sample / chunk_file_name(int(chunk_names(sample)[0][2:-4].replace("_", "")) + end)
     empty.write_bytes(b"")
     before = chunk_names(sample)

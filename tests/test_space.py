@@ -8,7 +8,7 @@ import pytest
 from shardlog import ChunkMissing, CorruptedLog, LogState, Store
 from shardlog.compat import export_raft_log, read_raft_log
 from shardlog.engine import codec
-from workers.marks import MARKS_FILE
+from shardlog.workers.marks import MARKS_FILE
 
 from .conftest import chunk_names, forget_sync, kill_after_flush
 

@@ -16,7 +16,7 @@ from shardlog import (
     StoreClosed,
     VoteReversal,
 )
-from workers.naming import chunk_file_name
+from shardlog.workers.naming import chunk_file_name
 
 from .conftest import chunk_names
 

@@ -1,5 +1,5 @@
 import sys
 
-from workers.worker import main
+from .worker import main
 
 sys.exit(main())

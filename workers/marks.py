@@ -17,8 +17,8 @@ import os
 import struct
 import zlib
 
-from workers.files import OS_FILES
-from workers.naming import MARKS_FILE
+from .files import OS_FILES
+from .naming import MARKS_FILE
 
 _SLOT = struct.Struct(">QQQ")
 _CRC = struct.Struct(">Q")

@@ -7,7 +7,7 @@ raft-log does: 20 zero-padded digits grouped by ``_``, e.g.
 
 import os
 
-from workers.files import OS_FILES
+from .files import OS_FILES
 
 LOCK_FILE = "LOCK"
 #: See workers/marks.py.

@@ -1,6 +1,6 @@
 """The flush worker process of one data directory.
 
-    python -m workers --data-dir DIR --requests ENDPOINT --events ENDPOINT --parent PID
+    python -m shardlog.workers --data-dir DIR --requests ENDPOINT --events ENDPOINT --parent PID
 
 It connects a PULL socket to the front's request endpoint and an XPUB socket
 to the front's event endpoint, waits until the front's subscription arrives
@@ -24,15 +24,15 @@ import time
 
 import zmq
 
-from workers.messages import pack_event, unpack_request
-from workers.policy import FlushPolicy
-from workers.writer import SPARE_BYTES, ChunkWriter
+from .messages import pack_event, unpack_request
+from .policy import FlushPolicy
+from .writer import SPARE_BYTES, ChunkWriter
 
 log = logging.getLogger("shardlog.worker")
 
 
 def parse_args(argv):
-    ap = argparse.ArgumentParser(prog="python -m workers", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m shardlog.workers", description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-dir", required=True)
     ap.add_argument("--requests", required=True, help="front's request endpoint (PULL connects)")
     ap.add_argument("--events", required=True, help="front's event endpoint (XPUB connects)")

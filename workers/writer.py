@@ -17,10 +17,10 @@ import errno
 import os
 import time
 
-from workers.files import OS_FILES
-from workers.marks import MarksWriter, read_marks
-from workers.messages import RemoveRequest
-from workers.naming import SPARE_FILE, chunk_path, list_chunks
+from .files import OS_FILES
+from .marks import MarksWriter, read_marks
+from .messages import RemoveRequest
+from .naming import SPARE_FILE, chunk_path, list_chunks
 
 #: Errors of a write that say the disk (or the process's file size limit) is
 #: full: the bytes were not written, and writing them again later is safe.

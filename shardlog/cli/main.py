@@ -3,6 +3,7 @@
 import argparse
 import contextlib
 import errno
+import importlib.metadata
 import json
 import logging
 import os
@@ -176,7 +177,7 @@ def _cmd_top(args):
 def _cmd_dump(args):
     from shardlog.engine import codec
     from shardlog.engine.recovery import resync
-    from workers.naming import list_chunks
+    from shardlog.workers.naming import list_chunks
 
     if not os.path.isdir(args.data_dir):
         raise CliError(f"{'not a directory' if os.path.exists(args.data_dir) else 'no such data directory'}: "
@@ -287,9 +288,10 @@ def _add_store_args(parser):
                                          "engine settings")
 
 
-def build_parser():
-    ap = argparse.ArgumentParser(prog="python -m shardlog",
-                                 description="Durable log storage for hosts that run many Raft groups.")
+def build_parser(prog="shardlog"):
+    """``prog``: how the user ran it (the console script, or ``python -m shardlog``), for usage lines."""
+    ap = argparse.ArgumentParser(prog=prog, description="Durable log storage for hosts that run many Raft groups.")
+    ap.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = ap.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the server (front process and one flush worker per disk)",
@@ -377,10 +379,17 @@ def build_parser():
     return ap
 
 
-def main(argv=None):
+def _version():
+    try:
+        return importlib.metadata.version("shardlog")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
+
+
+def main(argv=None, prog="shardlog"):
     """Run a command; a mistake of the user (a ShardlogError, an OSError, a port in use, ...)
     is one line on stderr and a non-zero exit. Anything else is a bug: its traceback shows."""
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     try:
         code = args.func(args)
         sys.stdout.flush()  # (a reader gone shows here, not in the flush at exit)

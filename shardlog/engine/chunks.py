@@ -11,7 +11,7 @@ is. Both make the decision O(chunks), never a scan of every group.
 
 from bisect import bisect_right
 
-from workers.naming import chunk_path
+from shardlog.workers.naming import chunk_path
 
 
 class Chunk:

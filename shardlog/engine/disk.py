@@ -19,8 +19,8 @@ from collections import deque
 
 from shardlog.errors import CorruptedLog, DiskFailed, DiskFull
 from shardlog.ops import TAKEN_WHEN_LOW
-from workers.messages import RemoveRequest, WriteRequest
-from workers.naming import chunk_file_name, chunk_path
+from shardlog.workers.messages import RemoveRequest, WriteRequest
+from shardlog.workers.naming import chunk_file_name, chunk_path
 
 from . import codec
 from .cache import PayloadCache

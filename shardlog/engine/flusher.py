@@ -6,7 +6,7 @@ callbacks it was built with: ``on_progress(seq, synced_offset)``,
 ``on_failure(error)``, ``on_full(message or None)`` and ``on_low(message or
 None)`` (the disk runs on its spare: see workers/writer.py). ``ThreadFlusher`` is
 the embedded implementation (one thread per data directory); the service runs
-the same ``workers.writer.ChunkWriter`` under the same ``workers.policy`` in
+the same ``shardlog.workers.writer.ChunkWriter`` under the same ``policy`` in
 a worker process per disk, behind the same interface
 (``shardlog.server.worker_flusher``).
 """
@@ -16,9 +16,9 @@ import logging
 import threading
 import time
 
-from workers.files import OS_FILES
-from workers.policy import FlushPolicy
-from workers.writer import SPARE_BYTES, SPARE_RECHECK, ChunkWriter
+from shardlog.workers.files import OS_FILES
+from shardlog.workers.policy import FlushPolicy
+from shardlog.workers.writer import SPARE_BYTES, SPARE_RECHECK, ChunkWriter
 
 log = logging.getLogger(__name__)
 

@@ -3,8 +3,8 @@
 import os
 
 from shardlog.errors import DirectoryLocked
-from workers.files import OS_FILES, DirectoryBusy
-from workers.naming import LOCK_FILE
+from shardlog.workers.files import OS_FILES, DirectoryBusy
+from shardlog.workers.naming import LOCK_FILE
 
 
 class DirLock:

@@ -29,7 +29,7 @@ import uuid
 import zlib
 
 from shardlog.errors import InvalidArgument
-from workers.files import OS_FILES
+from shardlog.workers.files import OS_FILES
 
 STORE_FILE = ".store"
 

@@ -27,9 +27,9 @@ from typing import NamedTuple
 from shardlog.errors import ChunkGap, ChunkMissing, CorruptedLog
 from shardlog.ops import APPLY_RECORD, apply_append
 from shardlog.types import LogState, next_index
-from workers.files import OS_FILES
-from workers.marks import MarksWriter, read_marks
-from workers.naming import chunk_file_name, list_chunks
+from shardlog.workers.files import OS_FILES
+from shardlog.workers.marks import MarksWriter, read_marks
+from shardlog.workers.naming import chunk_file_name, list_chunks
 
 from . import codec
 from .chunks import ChunkSet

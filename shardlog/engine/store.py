@@ -35,8 +35,8 @@ from shardlog.errors import (
 )
 from shardlog.ops import APPEND, NO_RECORD, WRITE_OPS, apply_append, check_log_ids, with_write_ops
 from shardlog.types import LogState
-from workers.files import OS_FILES
-from workers.naming import chunk_path
+from shardlog.workers.files import OS_FILES
+from shardlog.workers.naming import chunk_path
 
 from . import codec, membership
 from .disk import Disk

@@ -12,7 +12,7 @@ import tomllib
 
 from shardlog.engine.settings import DEFAULTS as ENGINE_DEFAULTS
 from shardlog.errors import InvalidArgument
-from workers.writer import SPARE_BYTES
+from shardlog.workers.writer import SPARE_BYTES
 
 MiB = 1 << 20
 #: The reserve when ``disk_reserve_bytes`` is -1 (and the disk is not small).

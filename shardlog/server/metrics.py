@@ -11,7 +11,7 @@ import http.server
 import logging
 import threading
 
-from workers.writer import SYNC_BUCKETS
+from shardlog.workers.writer import SYNC_BUCKETS
 
 log = logging.getLogger(__name__)
 

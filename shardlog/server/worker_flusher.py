@@ -27,7 +27,7 @@ import time
 
 import zmq
 
-from workers.messages import STOP, RemoveRequest, pack_request, unpack_event
+from shardlog.workers.messages import STOP, RemoveRequest, pack_request, unpack_event
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +180,7 @@ class WorkerFlusher:
         sub.subscribe(b"")
         push.bind(self._endpoint("req"))
         sub.bind(self._endpoint("ev"))
-        cmd = [sys.executable, "-m", "workers", "--data-dir", self.data_dir,
+        cmd = [sys.executable, "-m", "shardlog.workers", "--data-dir", self.data_dir,
                "--requests", self._endpoint("req"), "--events", self._endpoint("ev"),
                "--parent", str(os.getpid()), "--synced", str(self.synced),
                "--heartbeat", str(self._heartbeat)]

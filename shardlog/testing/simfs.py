@@ -21,8 +21,8 @@ import random
 import threading
 
 from shardlog.engine.store import Store
-from workers.policy import FlushPolicy
-from workers.writer import ChunkWriter
+from shardlog.workers.policy import FlushPolicy
+from shardlog.workers.writer import ChunkWriter
 
 
 class SimulatedCrash(Exception):
