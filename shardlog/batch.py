@@ -47,9 +47,12 @@ class Batch:
 
     def record(self, op, gid, arg):
         if op == "append":
+            before = len(self.columns)
             self.columns.add(gid, arg)
-            self._appended.add(gid)
-            return
+            if len(self.columns) > before:
+                self._appended.add(gid)
+                return
+            arg = ()  # no entry: a row, which writes nothing but makes a flush wait for the group's disk
         if gid in self._appended:
             self._columns_to_rows()
         self.ops.append((op, gid, self._record(op, arg)))
@@ -60,7 +63,12 @@ class Batch:
         self._appended.clear()
 
     def _recorded(self):
-        return self.ops, (self.columns if len(self.columns) else None)
+        """What the owner gets; the payloads become ``bytes`` (what reads give back)."""
+        columns = self.columns
+        if not len(columns):
+            return self.ops, None
+        columns.data = bytes(columns.data)
+        return self.ops, columns
 
     def group(self, gid):
         return BatchGroup(self, check_u64(gid, "group id"))

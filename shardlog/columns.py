@@ -43,6 +43,8 @@ class AppendColumns:
         group ``gid``, checked as the row form is (args.check_entries): a bad
         entry raises InvalidArgument and records nothing of ``entries``."""
         gids, terms, indexes, sizes, data = self.gids, self.terms, self.indexes, self.sizes, self.data
+        if type(data) is not bytearray:
+            raise TypeError("these columns are read-only (off the wire, or submitted)")
         n, nbytes = len(gids), len(data)
         try:
             for (term, index), payload in entries:

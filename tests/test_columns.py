@@ -7,6 +7,8 @@ import zmq
 
 from shardlog import InvalidArgument, LogIdNonConsecutive, LogState
 from shardlog.batch import Batch
+from shardlog.client.core import Core, batch_op
+from shardlog.client.protocol import unpack
 from shardlog.columns import AppendColumns
 from shardlog.errors import BadRequest
 
@@ -106,11 +108,61 @@ def test_a_refused_append_in_columns_leaves_no_trace(open_store, data_dir):
 def test_clients_send_columns_and_the_server_applies_them(start_server):
     server = start_server()
     with server.client() as client:
+        sent = []
+        request = client._core.request
+
+        def spy(op, fields, deadline=None):
+            sent.append(unpack(request(op, fields, deadline)[1]))
+            return request(op, fields, deadline)
+
+        client._core.request = spy
         with client.batch(flush=True) as b:
             for gid in range(100):
-                b.group(gid).save_vote((1, 1)).append([((1, 0), b"a%d" % gid), ((1, 1), b"b")]).commit((1, 1))
-        assert client.group(42).state() == LogState(vote=(1, 1), last=(1, 1), committed=(1, 1))
+                b.group(gid).save_vote((1, 1))
+            for gid in range(100):
+                b.group(gid).append([((1, 0), b"a%d" % gid), ((1, 1), b"b")])
+        [batch] = [m for m in sent if m["op"] == "batch"]
+        assert batch["v"] == 2 and len(batch["ops"]) == 100 and len(batch["columns"]["gids"]) == 200 * 8
+        assert client.group(42).state() == LogState(vote=(1, 1), last=(1, 1))
         assert list(client.group(99).read(0, 5)) == [((1, 0), b"a99"), ((1, 1), b"b")]
+
+
+def test_a_server_of_version_1_gets_the_appends_as_ops():
+    columns = AppendColumns()
+    columns.add(3, [((1, 0), b"a"), ((1, 1), b"b")])
+    core = Core()
+    for protocols, version in (([1], 1), (None, 1), ([1, 2], 2)):
+        reply = {"protocol": 1, "incarnation": 1, "clock": 0.0}
+        if protocols is not None:
+            reply["protocols"] = protocols
+        core.took_hello(reply, received_at=0.0)
+        [(op, fields)] = list(batch_op([("commit", 3, [1, 1])], columns, flush=True))
+        message = unpack(core.request(op, fields)[1])
+        assert message["v"] == version
+        if version == 1:
+            assert "columns" not in message
+            assert message["ops"] == [["commit", 3, [1, 1]], ["append", 3, [[1, 0, b"a"], [1, 1, b"b"]]]]
+        else:
+            assert AppendColumns.from_wire(message["columns"]).rows() == columns.rows()
+    assert unpack(core.request("hello", {})[1])["v"] == 1, "hello in version 1: any server answers it"
+
+
+def test_store_batches_read_back_bytes(open_store):
+    store = open_store()
+    with store.batch() as b:
+        b.group(1).append([((1, 0), b"a"), ((1, 1), bytearray(b"b"))])
+    assert [type(p) for _, p in store.group(1).read(0, 5)] == [bytes, bytes]
+
+
+def test_an_empty_append_in_a_flushed_batch_waits_for_its_group(open_store):
+    """As the same empty append in rows always did: the flush covers the group's disk."""
+    store = open_store()
+    store.group(1).append([((1, 0), b"a")])
+    disk = store._disks[0]
+    assert disk.synced < disk.end
+    with store.batch(flush=True) as b:
+        b.group(1).append([])
+    assert disk.synced == disk.end
 
 
 def test_columns_in_a_version_1_request_are_refused(start_server):

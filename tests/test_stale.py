@@ -15,7 +15,7 @@ import zmq
 
 from shardlog import StaleRequest, Timeout
 from shardlog.client import Client
-from shardlog.client.protocol import PROTOCOL_VERSION, pack, unpack
+from shardlog.client.protocol import BASE_VERSION, pack, unpack
 from shardlog.testing.process import ServerProcess
 
 from .service import poll_for
@@ -129,7 +129,7 @@ def test_the_deadline_sent_is_never_later_than_the_clients():
     sent, received = 10.0, 12.5  # a slow hello
     for read_at in (sent, 11.0, received):  # when, in client time, the server read its clock
         core = Core()
-        core.took_hello({"protocol": PROTOCOL_VERSION, "incarnation": 5, "clock": read_at + skew},
+        core.took_hello({"protocol": BASE_VERSION, "incarnation": 5, "clock": read_at + skew},
                         received_at=received)
         deadline = received + 2
         message = unpack(core.request("append", {}, deadline=deadline)[1])
@@ -171,7 +171,7 @@ def test_an_old_clock_reading_is_renewed_only_between_requests():
 
     core = Core()
     assert core.needs_hello(0.0, busy=True), "never said hello: it must"
-    core.took_hello({"protocol": PROTOCOL_VERSION, "incarnation": 5, "clock": 1000.0}, received_at=0.0)
+    core.took_hello({"protocol": BASE_VERSION, "incarnation": 5, "clock": 1000.0}, received_at=0.0)
     later = CLOCK_SYNC_MAX_AGE + 1
     assert core.needs_hello(later) and not core.needs_hello(later, busy=True)
     near = unpack(core.request("append", {}, deadline=1.0)[1])["dl"]

@@ -17,7 +17,7 @@ from shardlog.errors import InvalidArgument, ServerError, StaleRequest, TooLarge
 from shardlog.ops import WRITE_OPS
 
 from . import protocol
-from .protocol import PROTOCOL_VERSION
+from .protocol import BASE_VERSION, PROTOCOL_VERSION
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:7700"
 
@@ -76,7 +76,7 @@ def batch_op(ops, columns, flush):
     Batch: arguments already checked, ops in wire form."""
     fields = {"ops": [[op, gid, arg] for op, gid, arg in ops], "flush": bool(flush)}
     if columns is not None:
-        fields["columns"] = columns.to_wire()
+        fields["columns"] = columns  # in wire form once the server's version is known (Core.request)
     yield "batch", fields
 
 
@@ -123,6 +123,7 @@ class Core:
         self.incarnation = None
         #: The largest message the server takes (``hello``'s ``max_message_size``).
         self.max_message_size = None
+        self.protocols = frozenset((BASE_VERSION,))
         self._offset = None
         self._synced_at = None
 
@@ -142,9 +143,11 @@ class Core:
     def took_hello(self, result, received_at):
         """Learn from a ``hello`` result; StaleRequest if the server is not
         the run the client talked to before (it restarted meanwhile)."""
-        if not isinstance(result, dict) or result.get("protocol") != PROTOCOL_VERSION:
+        if not isinstance(result, dict) or result.get("protocol") != BASE_VERSION:
             raise ServerError("VersionMismatch", f"server speaks protocol {result!r}, "
-                                                 f"this client {PROTOCOL_VERSION}")
+                                                 f"this client {BASE_VERSION} to {PROTOCOL_VERSION}")
+        #: What the server speaks (one that does not say speaks version 1 only).
+        self.protocols = frozenset(result.get("protocols") or (BASE_VERSION,))
         before, self.incarnation = self.incarnation, result.get("incarnation")
         clock = result.get("clock")
         self._offset = None if clock is None else clock - received_at
@@ -168,7 +171,17 @@ class Core:
         """``(request id, bytes)`` of a request; ``deadline`` on the local
         monotonic clock, or None for none."""
         request_id = next(self._ids)
-        message = {"v": PROTOCOL_VERSION, "id": request_id, "op": op}
+        version = BASE_VERSION
+        columns = fields.get("columns") if op == "batch" else None
+        if columns is not None:  # (an AppendColumns, from batch_op)
+            fields = dict(fields)
+            if PROTOCOL_VERSION in self.protocols:
+                version, fields["columns"] = PROTOCOL_VERSION, columns.to_wire()
+            else:  # a server of version 1: the same appends as ops, after the others
+                del fields["columns"]
+                fields["ops"] = fields["ops"] + [[op, gid, wire_form(op, entries)] for op, gid, entries in
+                                                 columns.rows()]
+        message = {"v": version, "id": request_id, "op": op}
         if self.incarnation is not None:
             message["inc"] = self.incarnation
         if deadline is not None and self._offset is not None:

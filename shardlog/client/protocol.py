@@ -16,8 +16,11 @@ from shardlog.errors import BadRequest, ServerError, ShardlogError, error_classe
 from shardlog.ops import WRITE_OPS
 from shardlog.types import LogState
 
-#: Major version of the protocol this client speaks (2: batches carry appends in columns).
+#: The newest version of the protocol (2: batches may carry appends in columns).
 PROTOCOL_VERSION = 2
+#: The version a client says hello in and sends every request in but a batch
+#: with columns, so that it talks to servers of either version.
+BASE_VERSION = 1
 #: The versions a server takes; a request carrying another one is refused.
 PROTOCOL_VERSIONS = (1, 2)
 

@@ -16,7 +16,9 @@ first element and two columns with no Python object per entry:
 Purging moves a head pointer; the columns are compacted only when the dead
 head outweighs the live part, so a purge costs O(1) amortized. Positions count
 from the start of the columns, dead head included. Code outside this module
-reads the columns through the methods below, never ``places`` or ``terms``.
+goes through the methods below, but for two hot loops that read the columns
+as they are: the disk's append (it adds to ``places``) and the open's loops
+over every group (recovery.py).
 """
 
 from array import array
@@ -160,11 +162,12 @@ class EntryIndex:
             return array("Q", (terms,)) * (end - start)
         out = array("Q")
         runs = len(terms)
-        for j in range(0, runs, 2):
+        j = 2 * _run_at(terms, start)  # from the run holding ``start``, not the first
+        while j < runs and terms[j] < end:
             lo = max(terms[j], start)
             hi = min(terms[j + 2] if j + 2 < runs else end, end)
-            if lo < hi:
-                out += array("Q", (terms[j + 1],)) * (hi - lo)
+            out += array("Q", (terms[j + 1],)) * (hi - lo)
+            j += 2
         return out
 
     def offset_column(self, start, end):
@@ -315,7 +318,12 @@ def _starts(terms):
 
 
 def _run_term(runs, pos):
-    """The term at ``pos`` in term runs: the last run starting at or before it."""
+    """The term at ``pos`` in term runs."""
+    return runs[2 * _run_at(runs, pos) + 1]
+
+
+def _run_at(runs, pos):
+    """The number of the run holding ``pos``: the last one starting at or before it."""
     lo, hi = 0, len(runs) >> 1
     while hi - lo > 1:
         mid = (lo + hi) >> 1
@@ -323,4 +331,4 @@ def _run_term(runs, pos):
             lo = mid
         else:
             hi = mid
-    return runs[2 * lo + 1]
+    return lo

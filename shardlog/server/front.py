@@ -264,7 +264,8 @@ class Front:
             if type(version) is not int or version not in PROTOCOL_VERSIONS:
                 raise VersionMismatch(f"protocol version {msg.get('v')!r} is not supported; "
                                       f"this server speaks {', '.join(map(str, PROTOCOL_VERSIONS))}")
-            handler = self._ops.get(msg.get("op"))
+            op = msg.get("op")
+            handler = self._ops.get(op) if type(op) is str else None
             if handler is None:
                 raise UnknownOp(f"unknown op {msg.get('op')!r}; known: {', '.join(protocol.OPS)}")
             if self._stopping:
@@ -382,12 +383,14 @@ class Front:
     def _batch(self, ident, request_id, msg):
         if msg.get("ops") is None and msg.get("columns") is None:
             raise BadRequest("a batch needs ops, columns, or both")
-        wire_ops = msg.get("ops", [])
+        wire_ops = msg.get("ops")
+        if wire_ops is None:
+            wire_ops = []
         if not isinstance(wire_ops, list):
             raise BadRequest("ops must be an array of [op, gid, arg]")
         ops = []
         for item in wire_ops:
-            if not isinstance(item, list) or len(item) != 3 or item[0] not in WRITE_OPS:
+            if not isinstance(item, list) or len(item) != 3 or type(item[0]) is not str or item[0] not in WRITE_OPS:
                 raise BadRequest(f"each batch op must be [write op, gid, arg], not {item!r:.100}")
             name, gid, arg = item
             ops.append((name, check_u64(gid, "gid"), WRITE_OPS[name].from_wire(arg)))
