@@ -213,7 +213,7 @@ class Disk:
         """``append`` of a single entry (the common case of a multi-group batch), shorter."""
         term, idx = log_id
         index = group.index
-        if not len(index):
+        if len(index.places) >> 1 == index.head:  # empty (len(index), without the call)
             index.start_at(idx, term)
         size = len(payload)
         offset = self.end
@@ -222,7 +222,8 @@ class Disk:
         buf += head
         buf += payload
         buf += _pack_crc(_crc32(payload, _crc32(head)))
-        index.add_term(term)
+        if index.terms != term:  # (equal: the one term of every entry, nothing to add)
+            index.add_term(term)
         places = index.places
         places.append(offset)
         places.append(size)
