@@ -31,3 +31,23 @@ def test_eviction_goes_an_eighth_under_the_bound_so_it_runs_in_batches():
         group.index.append(i, 1, 100 * i, 1)
         cache.added(group, i, i, 100 * (i + 1), 1)
         assert not cache.evictable(synced=10 ** 9)
+
+
+def test_evicting_a_write_keeps_what_a_newer_write_put_at_its_indexes():
+    """After a truncate, indexes 5..9 hold a newer write, maybe not durable yet:
+    evicting the old write of 0..9 drops 0..4 and the indexes it held beyond
+    the log, never the newer payloads (the only copy until the fsync)."""
+    cache = PayloadCache(4, 10 ** 9)
+    group = GroupState(1)
+    group.payloads = {}
+    for i in range(12):  # the old write: 0..11, records at 100 * i, ending at 1200
+        group.index.append(i, 1, 100 * i, 1)
+        group.payloads[i] = b"old"
+    cache.added(group, 0, 11, 1200, 12)
+    group.index.cut_tail(group.index.span_after(4)[0], 5)  # truncate(5)
+    for i in range(5, 10):  # the newer write, after the old one's end
+        group.index.append(i, 2, 1200 + 100 * i, 1)
+        group.payloads[i] = b"new"
+    cache.added(group, 5, 9, 2200, 5)
+    cache.evict(synced=1200)  # the old write is durable, the newer one is not
+    assert group.payloads == {i: b"new" for i in range(5, 10)}

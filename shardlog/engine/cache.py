@@ -51,12 +51,22 @@ class PayloadCache:
             payloads = group.payloads
             if not payloads:
                 continue
-            offset_at = group.index.offset_at
-            for i in range(first, last + 1):
-                offset = offset_at(i)
-                # A newer write at the same index (after a truncate) stays.
-                if offset is None or offset < end:
-                    payloads.pop(i, None)
+            # The write's indexes go but for those held now by a newer write
+            # (after a truncate): live, with records at ``end`` or after. The
+            # offsets grow along the index, so those are one run, found by a
+            # search rather than an offset looked up per entry.
+            index, stop = group.index, last + 1
+            lo, hi = max(first, index.first), min(stop, index.next_index())
+            if lo < hi:
+                base = index.head - index.first
+                kept = index.find_offset(end, lo + base, hi + base) - base
+            else:
+                kept = hi = stop
+            pop = payloads.pop
+            for i in range(first, kept):
+                pop(i, None)
+            for i in range(hi, stop):
+                pop(i, None)
             if not payloads:
                 group.payloads = NO_PAYLOADS  # frees the dict's table
 

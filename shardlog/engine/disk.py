@@ -159,6 +159,7 @@ class Disk:
             index.start_at(entries[0][0][1], entries[0][0][0])
             places = index.places
         add_term = index.add_term
+        term_now = None  # the term added last: a run of one term adds it once
         n = len(entries)
         i = 0
         while i < n:
@@ -177,7 +178,9 @@ class Disk:
                 buf += head
                 buf += payload
                 buf += pack_crc(crc32(payload, crc32(head)))
-                add_term(term)
+                if term != term_now:
+                    add_term(term)
+                    term_now = term
                 places.append(offset)
                 places.append(size)
                 payloads[idx] = payload
