@@ -185,3 +185,28 @@ def test_columns_in_a_version_1_request_are_refused(start_server):
     finally:
         sock.close()
         ctx.term()
+
+
+def test_a_long_append_travels_in_columns_and_keeps_its_errors(start_server):
+    server = start_server()
+    with server.client() as client:
+        sent = []
+        request = client._core.request
+
+        def spy(op, fields, deadline=None):
+            message = request(op, fields, deadline)
+            sent.append(unpack(message[1]))
+            return message
+
+        client._core.request = spy
+        g = client.group(8)
+        g.append([((1, i), b"%d" % i) for i in range(100)], flush=True)
+        g.append([((1, 100), b"short")])
+        assert [(m["op"], m["v"]) for m in sent if m["op"] != "hello"] == [("batch", 2), ("append", 1)]
+        assert list(g.read(98, 101)) == [((1, 98), b"98"), ((1, 99), b"99"), ((1, 100), b"short")]
+        with pytest.raises(LogIdNonConsecutive) as refused:
+            g.append([((1, 200 + i), b"gap") for i in range(50)])
+        assert (refused.value.last, refused.value.given) == ((1, 100), (1, 200))
+        with pytest.raises(InvalidArgument):
+            g.append([((1, 101 + i), b"x" if i < 40 else "text") for i in range(50)])
+        assert g.state().last == (1, 100)

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 from shardlog.args import check_u64
 from shardlog.batch import wire_form
+from shardlog.columns import AppendColumns
 from shardlog.errors import InvalidArgument, ServerError, StaleRequest, TooLarge
 from shardlog.ops import WRITE_OPS
 
@@ -22,8 +23,19 @@ from .protocol import BASE_VERSION, PROTOCOL_VERSION
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:7700"
 
 
+#: Appends of at least this many entries travel in columns (a batch of one
+#: append): no msgpack object per entry to build, send or decode.
+COLUMNS_FROM = 32
+
+
 def write_op(op, gid, arg, flush):
     """A write op; arguments are checked here too, so bad ones never leave the process."""
+    if op == "append":
+        arg = list(arg)
+        if len(arg) >= COLUMNS_FROM:
+            columns = AppendColumns()
+            columns.add(gid, arg)
+            return (yield from batch_op((), columns, flush))
     yield op, {"gid": gid, WRITE_OPS[op].field: wire_form(op, arg), "flush": bool(flush)}
 
 
