@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
 """Benchmark of the service, each figure beside its floor measured in the same run.
 
-    .venv/bin/python scripts/bench.py [--quick] [--json]
+    .venv/bin/pip install -e '.[bench]'      # rocksdict, lmdb, matplotlib (skipped, and said so, when missing)
+    .venv/bin/python scripts/bench.py [--quick] [--json] [--report docs]
 
 Floors: a raw ``write + fdatasync`` loop, a ZeroMQ DEALER/ROUTER round trip
 between two processes, sqlite3 (WAL, synchronous=FULL) and the embedded
-Store. The server runs as ``python -m shardlog serve`` on loopback TCP in a
-temporary directory. Machines here are shared and noisy: read the ratios.
+Store. Then shardlog beside RocksDB, LMDB and sqlite3 on 1000-group durable
+rounds, one-group bulk appends and reads (scripts/bench_peers.py, which runs
+that part alone). The server runs as ``python -m shardlog serve`` on loopback
+TCP in a temporary directory. Machines here are shared and noisy: read the
+ratios.
 """
 
 import argparse
@@ -22,6 +26,7 @@ import time
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
 
+import bench_peers  # noqa: E402
 import zmq  # noqa: E402
 
 from shardlog import Store  # noqa: E402
@@ -269,6 +274,10 @@ def main():
         raw2 = raw_fsync_latencies(os.path.join(base, "raw"), n)
     finally:
         shutil.rmtree(base, ignore_errors=True)
+    peer_args = argparse.Namespace(rounds=20 if args.quick else 100, groups=args.groups,
+                                   bulk=20_000 if args.quick else 200_000, reads=10_000 if args.quick else 50_000,
+                                   dir=None, only=None)
+    r["peers"], r["peers_skipped"] = bench_peers.run(peer_args)
     r["raw_fsync"] = percentiles(raw + raw2)
     r["zmq_rtt"] = percentiles(rtt)
     r["service_durable_append"] = percentiles(seq)
@@ -306,6 +315,17 @@ def machine():
 def write_report(r, out_dir):
     os.makedirs(out_dir, exist_ok=True)
     us = 1e6
+    peers = ["| store | 1000-group rounds/s | vs RocksDB | bulk/s | vs RocksDB | reads/s | vs RocksDB |",
+             "|---|---|---|---|---|---|---|"]
+    ref = r["peers"].get("rocksdb", {})
+    for name, v in r["peers"].items():
+        cells = []
+        for workload in ("rounds", "bulk", "reads"):
+            value = v.get(workload)
+            ratio = f"{value / ref[workload]:.2f}x" if value and ref.get(workload) else "-"
+            cells.append(f"{value:,.0f} | {ratio}" if value else "- | -")
+        peers.append(f"| {name} | " + " | ".join(cells) + " |")
+    peers += [f"- skipped {name}: {why}" for name, why in r["peers_skipped"].items()]
     rows = ["| workload | median | p90 | p99 | max |", "|---|---|---|---|---|"]
     for name, key in [("raw write+fdatasync", "raw_fsync"), ("ZeroMQ round trip, 2 processes", "zmq_rtt"),
                       ("service: 1 x 100 B append, durable reply", "service_durable_append"),
@@ -334,7 +354,14 @@ def write_report(r, out_dir):
         f"{r['sqlite_groups_per_s']:,.0f} rows/s",
         f"- bulk, 100 x 100 B per request, pipelined: {r['bulk_per_s']:,.0f} entries/s", "",
         "## Against the number of groups (one batch with flush per round)", "", *sweep, "",
-        "![throughput and latency against the number of groups](bench.png)", ""])
+        "## Beside RocksDB, LMDB and sqlite3", "",
+        "100 B entries. Rounds: 1000 groups append one entry each, then one durable commit (RocksDB: a "
+        "WriteBatch with sync; LMDB: a synced transaction; sqlite3: WAL, synchronous=FULL, WITHOUT ROWID, one "
+        "transaction; shardlog: a batch with flush). Bulk: one group, durable batches of 1000. Reads: the last "
+        "entries of that group, in order. raw is one pwrite + fdatasync of the same bytes.", "", *peers, "",
+        f"The service's front used {r['peers'].get('service', {}).get('front_us_per_entry', float('nan')):.2f} us "
+        "of CPU per entry in the rounds (its process's CPU time, from psutil, over the entries written).", "",
+        "![throughput and latency against the number of groups; shardlog beside its peers](bench.png)", ""])
     with open(os.path.join(out_dir, "bench.md"), "w") as f:
         f.write(text)
     try:
@@ -345,7 +372,10 @@ def write_report(r, out_dir):
         print("matplotlib is not installed (pip install -e '.[bench]'): no plot")
         return
     counts = list(r["sweep"])
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(15, 4))
+    names = list(r["peers"])
+    c.barh(names, [r["peers"][name].get("rounds", 0) for name in names])
+    c.set(xlabel="durable entries/s", title="1000-group rounds")
     a.plot(counts, [r["sweep"][n]["entries_per_s"] for n in counts], marker="o")
     a.set(xscale="log", yscale="log", xlabel="groups per batch", ylabel="durable entries/s",
           title="throughput")
@@ -387,6 +417,17 @@ def report(r, groups):
           f"({r['sqlite_groups_per_s']:,.0f} rows/s, one transaction per round)")
     print(f"bulk, 100 x 100 B per request, pipelined: {r['bulk_per_s']:,.0f} entries/s; target >= 200k; "
           f"sqlite3 (synchronous=OFF) {r['sqlite_bulk_per_s']:,.0f}/s")
+    print()
+    bench_peers.print_table(r["peers"], r["peers_skipped"])
+    peers = r["peers"]
+    rocks, sqlite_ = peers.get("rocksdb", {}), peers.get("sqlite3", {})
+    for name, workload, goal in (("embedded", "rounds", "0.8x RocksDB"), ("service", "rounds", "0.5x RocksDB")):
+        if rocks.get(workload) and workload in peers.get(name, {}):
+            print(f"{name} {workload}: {peers[name][workload] / rocks[workload]:.2f}x RocksDB; target {goal}")
+    if sqlite_.get("rounds") and "service" in peers:
+        print(f"service rounds: {peers['service']['rounds'] / sqlite_['rounds']:.2f}x sqlite3; target 3x")
+    if "service" in peers:
+        print(f"service bulk: {peers['service']['bulk']:,.0f} entries/s; target 1,000,000")
 
 
 if __name__ == "__main__":
