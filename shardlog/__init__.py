@@ -7,6 +7,8 @@ while one that embeds the engine never loads ZeroMQ; tests/test_layers.py
 checks both.
 """
 
+from typing import TYPE_CHECKING
+
 from shardlog.errors import (
     ChunkGap,
     ChunkMissing,
@@ -29,6 +31,11 @@ from shardlog.errors import (
     VoteReversal,
 )
 from shardlog.types import LogState
+
+if TYPE_CHECKING:  # what __getattr__ gives, as type checkers should see it
+    from shardlog.client.aio import AsyncClient
+    from shardlog.client.blocking import Client
+    from shardlog.engine.store import Group, Store
 
 #: Names loaded on first use, and the module each comes from.
 _LAZY = {"Group": "shardlog.engine.store", "Store": "shardlog.engine.store",

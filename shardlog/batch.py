@@ -15,17 +15,32 @@ independent, so only one thing shows the order across groups: when several
 ops would fail, the error raised is that of the first in this order.)
 """
 
+from __future__ import annotations
+
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Self, Set, Tuple, Type
+
 from .args import check_u64
 from .columns import AppendColumns
 from .errors import InvalidArgument
 from .ops import WRITE_OPS, with_write_ops
 
+if TYPE_CHECKING:
+    from .ops import WriteMethods
 
-def _normal_form(op, arg):
+    _Writes = WriteMethods["BatchGroup"]
+else:
+    _Writes = object
+
+#: Recorded row ops: ``[(op, gid, recorded arg), ...]``.
+Ops = List[Tuple[str, int, Any]]
+
+
+def _normal_form(op: str, arg: Any) -> Any:
     return WRITE_OPS[op].normalize(arg)
 
 
-def wire_form(op, arg):
+def wire_form(op: str, arg: Any) -> Any:
     """A client's form: checked, then as it travels."""
     write_op = WRITE_OPS[op]
     return write_op.to_wire(write_op.normalize(arg))
@@ -36,16 +51,18 @@ class Batch:
     ``ops`` as ``[(op, gid, recorded arg), ...]`` and ``columns`` the appends
     after them (an AppendColumns, or None when there are none)."""
 
-    def __init__(self, submit, record=_normal_form):
+    def __init__(self, submit: Callable[[Ops, Optional[AppendColumns]], Any],
+                 record: Callable[[str, Any], Any] = _normal_form) -> None:
         self._submit = submit
         self._record = record
-        self.ops = []
+        self.ops: Ops = []
         self.columns = AppendColumns()
         #: Groups with appends in ``columns``.
-        self._appended = set()
-        self.result = None
+        self._appended: Set[int] = set()
+        #: What ``submit`` returned (None for the Store's and the clients' batches).
+        self.result: Any = None
 
-    def record(self, op, gid, arg):
+    def record(self, op: str, gid: int, arg: Any) -> None:
         if op == "append":
             before = len(self.columns)
             self.columns.add(gid, arg)
@@ -57,12 +74,12 @@ class Batch:
             self._columns_to_rows()
         self.ops.append((op, gid, self._record(op, arg)))
 
-    def _columns_to_rows(self):
+    def _columns_to_rows(self) -> None:
         self.ops.extend((op, gid, self._record(op, entries)) for op, gid, entries in self.columns.rows())
         self.columns = AppendColumns()
         self._appended.clear()
 
-    def _recorded(self):
+    def _recorded(self) -> Tuple[Ops, Optional[AppendColumns]]:
         """What the owner gets; the payloads become ``bytes`` (what reads give back)."""
         columns = self.columns
         if not len(columns):
@@ -70,35 +87,38 @@ class Batch:
         columns.data = bytes(columns.data)
         return self.ops, columns
 
-    def group(self, gid):
+    def group(self, gid: int) -> BatchGroup:
+        """The writes of group ``gid`` in this batch; each returns the BatchGroup, so they chain."""
         return BatchGroup(self, check_u64(gid, "group id"))
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type, exc, tb):
+    def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> None:
         if exc_type is None:
             self.result = self._submit(*self._recorded())
 
-    async def __aenter__(self):
+    async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(self, exc_type, exc, tb):
+    async def __aexit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
+                        tb: Optional[TracebackType]) -> None:
         if exc_type is None:
             self.result = await self._submit(*self._recorded())
 
 
 @with_write_ops
-class BatchGroup:
+class BatchGroup(_Writes):
     """One group's writes inside a batch: the write methods of a group handle."""
 
     __slots__ = ("_batch", "gid")
 
-    def __init__(self, batch, gid):
+    def __init__(self, batch: Batch, gid: int) -> None:
         self._batch = batch
         self.gid = gid
 
-    def _write(self, op, arg, flush):
+    def _write(self, op: str, arg: Any, flush: bool) -> BatchGroup:
         if flush:
             raise InvalidArgument("a write inside a batch cannot flush on its own; use batch(flush=True)")
         self._batch.record(op, self.gid, arg)

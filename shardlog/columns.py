@@ -12,13 +12,22 @@ them back with ``frombytes``, and the engine checks and applies them in one
 pass (Store.write_normalized).
 """
 
+from __future__ import annotations
+
 import sys
 from array import array
 from itertools import accumulate
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Self, Tuple, Union
 
 from .args import check_bytes
 from .errors import BadRequest, InvalidArgument
-from .types import U64_MAX
+from .types import U64_MAX, LogId
+
+if TYPE_CHECKING:
+    #: A column of unsigned integers: ``array("Q")`` or ``array("I")``.
+    Column = array[int]
+else:
+    Column = array  # (subscriptable at run time from Python 3.12 only: this keeps get_type_hints working)
 
 #: The columns on the wire, with their array type codes (little-endian there).
 WIRE_COLUMNS = (("gids", "Q"), ("terms", "Q"), ("indexes", "Q"), ("sizes", "I"))
@@ -27,18 +36,20 @@ WIRE_COLUMNS = (("gids", "Q"), ("terms", "Q"), ("indexes", "Q"), ("sizes", "I"))
 class AppendColumns:
     __slots__ = ("gids", "terms", "indexes", "sizes", "data")
 
-    def __init__(self, gids=None, terms=None, indexes=None, sizes=None, data=b""):
+    def __init__(self, gids: Optional[Column] = None, terms: Optional[Column] = None,
+                 indexes: Optional[Column] = None, sizes: Optional[Column] = None,
+                 data: Union[bytes, bytearray] = b"") -> None:
         self.gids = array("Q") if gids is None else gids
         self.terms = array("Q") if terms is None else terms
         self.indexes = array("Q") if indexes is None else indexes
         self.sizes = array("I") if sizes is None else sizes
         #: The payloads one after another (a bytearray while recording).
-        self.data = data if gids is not None else bytearray()
+        self.data: Union[bytes, bytearray] = data if gids is not None else bytearray()
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.gids)
 
-    def add(self, gid, entries):
+    def add(self, gid: int, entries: Iterable[Tuple[LogId, Any]]) -> None:
         """Record ``entries`` (``[((term, index), payload), ...]``) appended to
         group ``gid``, checked as the row form is (args.check_entries): a bad
         entry raises InvalidArgument and records nothing of ``entries``."""
@@ -66,7 +77,7 @@ class AppendColumns:
             raise InvalidArgument(f"entries must be an iterable of ((term, index), payload), terms and "
                                   f"indexes in [0, {U64_MAX}]: {exc}") from None
 
-    def runs(self):
+    def runs(self) -> List[Tuple[int, int, int]]:
         """``(gid, lo, hi)`` of each run of consecutive rows of one group."""
         gids = self.gids
         out = []
@@ -80,33 +91,33 @@ class AppendColumns:
             lo = hi
         return out
 
-    def payload_starts(self):
+    def payload_starts(self) -> Column:
         """Where each row's payload starts in ``data``."""
         return array("Q", accumulate(self.sizes, initial=0))
 
-    def entries(self, lo, hi, starts):
+    def entries(self, lo: int, hi: int, starts: Column) -> List[Tuple[LogId, Union[bytes, bytearray]]]:
         """Rows ``[lo, hi)`` as entries, ``[((term, index), payload), ...]``."""
         terms, indexes, sizes, data = self.terms, self.indexes, self.sizes, self.data
         return [((terms[k], indexes[k]), data[starts[k]:starts[k] + sizes[k]]) for k in range(lo, hi)]
 
-    def rows(self):
+    def rows(self) -> List[Tuple[str, int, List[Tuple[LogId, Union[bytes, bytearray]]]]]:
         """The same appends as row ops, ``[("append", gid, entries), ...]``."""
         starts = self.payload_starts()
         return [("append", gid, self.entries(lo, hi, starts)) for gid, lo, hi in self.runs()]
 
-    def payload_bytes(self):
+    def payload_bytes(self) -> int:
         return len(self.data)
 
     # ------------------------------------------------------------ on the wire
 
-    def to_wire(self):
+    def to_wire(self) -> Dict[str, bytes]:
         """The msgpack map of docs/protocol.md: each column little-endian, ``data`` as is."""
         fields = {name: little_endian(getattr(self, name)).tobytes() for name, _ in WIRE_COLUMNS}
         fields["data"] = bytes(self.data)
         return fields
 
     @classmethod
-    def from_wire(cls, fields):
+    def from_wire(cls, fields: Any) -> Self:
         """Columns off the wire, or BadRequest when they cannot be one batch's."""
         if not isinstance(fields, dict):
             raise BadRequest("columns must be a map of gids, terms, indexes, sizes and data")
@@ -130,7 +141,7 @@ class AppendColumns:
         return cls(gids, terms, indexes, sizes, data)
 
 
-def little_endian(column):
+def little_endian(column: Column) -> Column:
     """``column`` with the byte order of the wire (a copy only on big-endian hosts)."""
     if sys.byteorder != "little":
         column = array(column.typecode, column)

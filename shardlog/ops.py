@@ -30,12 +30,15 @@ places the record notes it (the disk when it encodes, recovery when it
 reads). This module imports nothing of the engine, so the clients can use it.
 """
 
+from __future__ import annotations
+
 import keyword
-from typing import Callable, NamedTuple
+import sys
+from typing import TYPE_CHECKING, Any, Callable, Dict, Generic, Iterable, NamedTuple, Optional, Type, TypeVar
 
 from .args import check_entries, check_optional_bytes, check_pair, check_u64, entries_from_wire
 from .errors import LogIdMismatch, LogIdNonConsecutive, LogIdReversal, LogIndexNotFound, VoteReversal
-from .types import next_index
+from .types import Entry, LogId, Vote, next_index
 
 #: Record types of raft-log's format, which the six ops write (docs/format.md);
 #: shardlog's own record types follow them in codec.py.
@@ -184,7 +187,7 @@ class WriteOp(NamedTuple):
     field: str
     #: One line for the handle's docstring and docs/protocol.md.
     doc: str
-    #: The argument's type in docs/protocol.md, and its Python annotation.
+    #: The argument's type in docs/protocol.md, and its Python annotation (evaluated in ARG_TYPES).
     wire_type: str
     annotation: str
     #: Any user value -> the normal form the engine takes, or InvalidArgument.
@@ -249,34 +252,75 @@ APPLY_RECORD = {op.record: op.apply for op in WRITE_OPS.values()}
 
 # ------------------------------------------------------------ generated handles
 
+#: Each op's argument type, from its ``annotation`` (names of this module: typing's and types.py's).
+ARG_TYPES: Dict[str, Any] = {op.name: eval(op.annotation, globals()) for op in WRITE_OPS.values()}  # noqa: S307
 
-def _write_method(op):
+_C = TypeVar("_C")
+#: What a handle's write methods return: what its ``_write`` returns.
+R = TypeVar("R")
+
+if TYPE_CHECKING:
+    class WriteMethods(Generic[R]):
+        """The methods ``with_write_ops`` adds to a handle, as type checkers see them.
+
+        A type checker cannot see methods made at run time, so each handle
+        class names this as its base for type checkers only (``_Writes`` in
+        its module, ``object`` at run time): ``R`` is what the handle's
+        ``_write`` returns (None, a coroutine of None, the batch group itself).
+        The parameters are those of WRITE_OPS (field and annotation);
+        tests/test_typing.py checks that they agree.
+        """
+
+        def save_vote(self, vote: Vote, flush: bool = False) -> R: ...
+
+        def append(self, entries: Iterable[Entry], flush: bool = False) -> R: ...
+
+        def truncate(self, index: int, flush: bool = False) -> R: ...
+
+        def purge(self, upto: LogId, flush: bool = False) -> R: ...
+
+        def commit(self, log_id: LogId, flush: bool = False) -> R: ...
+
+        def save_user_data(self, user_data: Optional[bytes], flush: bool = False) -> R: ...
+
+
+def _write_method(op: WriteOp, cls: type) -> Callable[..., Any]:
     """``def <op>(self, <field>, flush=False): return self._write(<op>, <field>, flush)``.
 
     Made from source, as dataclasses makes its methods, so each handle method
-    has its real name, signature and docstring and costs one call.
+    has its real name, signature and docstring and costs one call. Its
+    globals are those of ``cls``'s module, so its annotations read as if it
+    were written there: the argument's type (ARG_TYPES), ``flush: bool``, and
+    the return annotation of ``cls._write`` (a coroutine's is what it gives
+    once awaited, as for an ``async def``).
     """
     assert op.name.isidentifier() and op.field.isidentifier() and not keyword.iskeyword(op.field)
-    source = (f"def {op.name}(self, {op.field}: '{op.annotation}', flush: bool = False):\n"
+    source = (f"def {op.name}(self, {op.field}, flush=False):\n"
               f"    return self._write({op.name!r}, {op.field}, flush)\n")
-    namespace = {}
-    exec(source, namespace)  # noqa: S102 - names checked above, nothing from outside
+    module = sys.modules.get(cls.__module__)
+    namespace: Dict[str, Any] = {}
+    exec(source, vars(module) if module is not None else {}, namespace)  # noqa: S102 - names checked above
     method = namespace[op.name]
+    annotations = {op.field: ARG_TYPES[op.name], "flush": bool}
+    returns = getattr(getattr(cls, "_write", None), "__annotations__", {})
+    if "return" in returns:
+        annotations["return"] = returns["return"]
+    method.__annotations__ = annotations
     method.__doc__ = op.doc + "\n\nWith ``flush=True``, returns once the write is durable (a batch flushes as a whole)."
     return method
 
 
-def with_write_ops(cls):
+def with_write_ops(cls: Type[_C]) -> Type[_C]:
     """Class decorator: one method per write op, each calling ``self._write(op, arg, flush)``."""
     for op in WRITE_OPS.values():
         if op.name not in cls.__dict__:
-            method = _write_method(op)
+            method = _write_method(op, cls)
             method.__qualname__ = f"{cls.__qualname__}.{op.name}"
             setattr(cls, op.name, method)
     return cls
 
 
-def markdown_table():
+def markdown_table() -> str:
     """The write ops' rows of docs/protocol.md's operation table."""
     rows = []
     for op in WRITE_OPS.values():

@@ -4,10 +4,14 @@ Log ids and votes are plain ``(int, int)`` tuples so they compare the way
 raft-log's do (as tuples) and cost nothing to build.
 """
 
-from typing import NamedTuple, Optional, Tuple
+from typing import Callable, NamedTuple, Optional, Tuple
 
 LogId = Tuple[int, int]  # (term, index)
 Vote = Tuple[int, int]  # (term, voted_for)
+#: One log entry: ``((term, index), payload)``.
+Entry = Tuple[LogId, bytes]
+#: What ``flush(callback=...)`` calls once the writes are durable: with None, or the error.
+FlushCallback = Callable[[Optional[Exception]], object]
 
 U64_MAX = (1 << 64) - 1
 U32_MAX = (1 << 32) - 1

@@ -77,6 +77,8 @@ def _module_level(body):
     for node in body:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             yield node
+        elif isinstance(node, ast.If) and ast.unparse(node.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
+            continue  # never runs: for type checkers only
         elif isinstance(node, (ast.If, ast.Try)):
             for block in [node.body, getattr(node, "orelse", []), getattr(node, "finalbody", [])]:
                 yield from _module_level(block)

@@ -4,9 +4,13 @@ The same protocol core as ``Client`` (see core.py), driven with ``await``,
 with the same methods and results: what differs is ``await``.
 """
 
+from __future__ import annotations
+
 import asyncio
 import logging
+import os
 import time
+from typing import TYPE_CHECKING, Any, Coroutine, Dict, Iterator, List, Optional, Self, Union
 
 import zmq
 import zmq.asyncio
@@ -15,6 +19,7 @@ from shardlog.args import check_u64
 from shardlog.batch import Batch, wire_form
 from shardlog.errors import StaleRequest, StoreClosed, Timeout
 from shardlog.ops import with_write_ops
+from shardlog.types import Entry, FlushCallback, LogState
 
 from . import protocol
 from .core import (
@@ -34,6 +39,15 @@ from .core import (
 )
 from .curve import connect_dealer
 
+if TYPE_CHECKING:
+    from shardlog.ops import WriteMethods
+
+    # The write methods return the coroutine of ``_write`` (they are not
+    # ``async def`` themselves: one call, no coroutine of their own).
+    _Writes = WriteMethods[Coroutine[Any, Any, None]]
+else:
+    _Writes = object
+
 log = logging.getLogger(__name__)
 
 
@@ -45,21 +59,24 @@ class AsyncClient:
     reconnects and says hello again before its next request.
     """
 
-    def __init__(self, endpoint=DEFAULT_ENDPOINT, timeout=10.0, client_key=None, server_key=None):
+    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, timeout: Optional[float] = 10.0,
+                 client_key: Optional[Union[str, os.PathLike[str]]] = None,
+                 server_key: Optional[Union[str, os.PathLike[str]]] = None) -> None:
         self.endpoint = check_endpoint(endpoint)
         self.timeout = timeout
         self._keys = (client_key, server_key)
         self._ctx = zmq.asyncio.Context()
         self._ctx.linger = 0
         self._core = Core()
-        self._waiting = {}
-        self._callbacks = {}
-        self._sock = None
-        self._reader = None
+        self._waiting: Dict[int, asyncio.Future[Dict[str, Any]]] = {}
+        self._callbacks: Dict[int, FlushCallback] = {}
+        self._sock: Any = None
+        self._reader: Optional[asyncio.Task[None]] = None
         self._closed = False
-        self.server = None
+        #: The server's ``hello`` result, once connected.
+        self.server: Optional[Dict[str, Any]] = None
 
-    async def connect(self):
+    async def connect(self) -> Self:
         """Connect and say hello; ``async with`` does it."""
         if self._closed:
             raise StoreClosed("the client is closed")
@@ -68,17 +85,17 @@ class AsyncClient:
         self.server = await self._hello(self.timeout)
         return self
 
-    async def __aenter__(self):
+    async def __aenter__(self) -> Self:
         try:
             return await self.connect()
         except BaseException:
             await self.close()
             raise
 
-    async def __aexit__(self, *exc):
+    async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def close(self):
+    async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
@@ -179,16 +196,16 @@ class AsyncClient:
             self._core.took_stale(reply)
         return reply
 
-    async def request(self, op, timeout=None, **fields):
+    async def request(self, op: str, timeout: Optional[float] = None, **fields: Any) -> Any:
         """Send one request and wait for its result (``Client.submit(...).result()``)."""
         return protocol.raise_for(await self._send(op, fields, timeout))
 
-    def submit(self, op, timeout=None, **fields):
+    def submit(self, op: str, timeout: Optional[float] = None, **fields: Any) -> _Pending:
         """Send a request; ``await pending.result()`` waits for it (pipelining, as ``Client.submit``)."""
         self._check_usable()
         return _Pending(asyncio.get_running_loop().create_task(self.request(op, timeout, **fields)))
 
-    async def poll(self, timeout=0):
+    async def poll(self, timeout: float = 0) -> None:
         """Callbacks run as replies arrive; this only yields to them (for the same code as ``Client``'s)."""
         self._check_usable()
         await asyncio.sleep(timeout)
@@ -210,26 +227,26 @@ class AsyncClient:
 
     # -- the API
 
-    def group(self, gid):
+    def group(self, gid: int) -> AsyncClientGroup:
         return AsyncClientGroup(self, check_u64(gid, "gid"))
 
-    async def groups(self):
+    async def groups(self) -> List[int]:
         return await self._drive(single("groups"))
 
-    async def drop_group(self, gid, timeout=None):
+    async def drop_group(self, gid: int, timeout: Optional[float] = None) -> None:
         await self._drive(single("drop_group", gid=check_u64(gid, "gid")), timeout)
 
-    async def flush(self, timeout=None):
+    async def flush(self, timeout: Optional[float] = None) -> None:
         await self._drive(flush_op(), timeout)
 
-    async def stat(self, groups=0):
+    async def stat(self, groups: int = 0) -> Dict[str, Any]:
         return await self._drive(single("stat", groups=groups))
 
-    async def events(self, after=0):
+    async def events(self, after: int = 0) -> Dict[str, Any]:
         """As ``Client.events``."""
         return await self._drive(single("events", after=after))
 
-    def batch(self, flush=False, timeout=None):
+    def batch(self, flush: bool = False, timeout: Optional[float] = None) -> Batch:
         return Batch(lambda ops, columns: self._drive(batch_op(ops, columns, flush), timeout), wire_form)
 
 
@@ -243,43 +260,43 @@ def _run_callback(callback, error):
 class _Pending:
     __slots__ = ("_task",)
 
-    def __init__(self, task):
+    def __init__(self, task: asyncio.Task[Any]) -> None:
         self._task = task
 
     @property
-    def request_id(self):
+    def request_id(self) -> None:
         return None
 
-    async def result(self):
+    async def result(self) -> Any:
         return await self._task
 
 
 @with_write_ops
-class AsyncClientGroup:
+class AsyncClientGroup(_Writes):
     """A group on the server; the methods of ``ClientGroup`` as coroutines."""
 
     __slots__ = ("_client", "gid")
 
-    def __init__(self, client, gid):
+    def __init__(self, client: AsyncClient, gid: int) -> None:
         self._client = client
         self.gid = gid
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"AsyncClientGroup({self.gid})"
 
-    async def _write(self, op, arg, flush):
+    async def _write(self, op: str, arg: Any, flush: bool) -> None:
         await self._client._drive(write_op(op, self.gid, arg, flush))
 
-    async def flush(self, callback=None, timeout=None):
+    async def flush(self, callback: Optional[FlushCallback] = None, timeout: Optional[float] = None) -> None:
         """Wait until durable; with ``callback``, return once the request is
         sent and call it with None or the error when the reply comes."""
         if callback is None:
             return await self._client._drive(flush_op(self.gid), timeout)
         await self._client._send("flush", {"gid": self.gid}, timeout, callback=callback)
 
-    async def read(self, start, end):
+    async def read(self, start: int, end: int) -> Iterator[Entry]:
         """An iterator over the entries, as ``ClientGroup.read``."""
         return iter(await self._client._drive(read_range(self.gid, start, end)))
 
-    async def state(self):
+    async def state(self) -> LogState:
         return await self._client._drive(get_state(self.gid))

@@ -5,10 +5,28 @@ the methods and arguments of the embedded ``Store``'s, so a Raft node's
 storage code runs unchanged on either.
 """
 
+from __future__ import annotations
+
 import functools
 import logging
+import os
 import threading
 import time
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Concatenate,
+    Dict,
+    Iterator,
+    List,
+    Optional,
+    ParamSpec,
+    Self,
+    Set,
+    TypeVar,
+    Union,
+)
 
 import zmq
 
@@ -16,6 +34,7 @@ from shardlog.args import check_u64
 from shardlog.batch import Batch, wire_form
 from shardlog.errors import StaleRequest, StoreClosed, Timeout
 from shardlog.ops import with_write_ops
+from shardlog.types import Entry, FlushCallback, LogState
 
 from . import protocol
 from .core import (
@@ -36,16 +55,26 @@ from .core import (
 )
 from .curve import connect_dealer
 
+if TYPE_CHECKING:
+    from shardlog.ops import WriteMethods
+
+    _Writes = WriteMethods[None]
+else:
+    _Writes = object
+
 log = logging.getLogger(__name__)
 
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
-def _exclusive(method):
+
+def _exclusive(method: Callable[Concatenate[Client, _P], _T]) -> Callable[Concatenate[Client, _P], _T]:
     """One thread at a time: a ZeroMQ socket must not be used by two threads
     at once, and a Client that serialised them would stall each one behind
     the others' timeouts. Use from a second thread at the same time is an
     error at once, not a Timeout later."""
     @functools.wraps(method)
-    def guarded(self, *args, **kwargs):
+    def guarded(self: Client, *args: _P.args, **kwargs: _P.kwargs) -> _T:
         if not self._busy.acquire(blocking=False):
             raise ClientInUse("a Client is not thread-safe and another thread is using this one: give "
                               "each thread its own Client (they are cheap), or use AsyncClient")
@@ -66,7 +95,9 @@ class Client:
     before its next request.
     """
 
-    def __init__(self, endpoint=DEFAULT_ENDPOINT, timeout=10.0, client_key=None, server_key=None):
+    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, timeout: Optional[float] = 10.0,
+                 client_key: Optional[Union[str, os.PathLike[str]]] = None,
+                 server_key: Optional[Union[str, os.PathLike[str]]] = None) -> None:
         """``client_key`` (this client's ``.key_secret`` file) and ``server_key`` (the
         server's public ``.key`` file) turn on CurveZMQ."""
         self.endpoint = check_endpoint(endpoint)
@@ -76,29 +107,30 @@ class Client:
         self._ctx.linger = 0
         self._busy = threading.RLock()
         self._core = Core()
-        self._replies = {}
-        self._callbacks = {}
+        self._replies: Dict[int, Dict[str, Any]] = {}
+        self._callbacks: Dict[int, FlushCallback] = {}
         #: Ids of the requests sent on this connection and not answered yet.
-        self._unanswered = set()
+        self._unanswered: Set[int] = set()
         #: Bumped at each reconnection: requests sent before it get no reply.
         self._connection = 0
         self._closed = False
-        self._sock = None
+        self._sock: Any = None
         try:
             self._connect()
-            self.server = self._hello(timeout)
+            #: The server's ``hello`` result.
+            self.server: Dict[str, Any] = self._hello(timeout)
         except BaseException:
             self.close()
             raise
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     @_exclusive
-    def close(self):
+    def close(self) -> None:
         if self._closed:
             return
         self._closed = True
@@ -106,7 +138,7 @@ class Client:
             self._sock.close()
         self._ctx.term()
 
-    def connect(self):
+    def connect(self) -> Self:
         """The client, connected (it connects when made: for the same code as AsyncClient's)."""
         if self._closed:
             raise StoreClosed("the client is closed")
@@ -137,7 +169,7 @@ class Client:
         return self._core.took_hello(protocol.raise_for(reply), time.monotonic())
 
     @_exclusive
-    def submit(self, op, timeout=None, **fields):
+    def submit(self, op: str, timeout: Optional[float] = None, **fields: Any) -> _Pending:
         """Send a request now; ``.result()`` of the returned object waits for
         its reply until its deadline (``timeout`` seconds from now, default
         the client's)."""
@@ -160,7 +192,7 @@ class Client:
                 self._take(sock.recv())
         return _Pending(self, request_id, deadline, timeout)
 
-    def request(self, op, timeout=None, **fields):
+    def request(self, op: str, timeout: Optional[float] = None, **fields: Any) -> Any:
         """Send one request and wait for its result (as ``AsyncClient.request``)."""
         return self.submit(op, timeout, **fields).result()
 
@@ -205,7 +237,7 @@ class Client:
             _run_callback(callback, None)
 
     @_exclusive
-    def poll(self, timeout=0):
+    def poll(self, timeout: float = 0) -> None:
         """Receive what has arrived, running the callbacks of ``flush(callback=...)``."""
         while self._sock.poll(int(timeout * 1000)):
             self._take(self._sock.recv())
@@ -229,28 +261,28 @@ class Client:
 
     # -- the API
 
-    def group(self, gid):
+    def group(self, gid: int) -> ClientGroup:
         return ClientGroup(self, check_u64(gid, "gid"))
 
-    def groups(self):
+    def groups(self) -> List[int]:
         return self._drive(single("groups"))
 
-    def drop_group(self, gid, timeout=None):
+    def drop_group(self, gid: int, timeout: Optional[float] = None) -> None:
         self._drive(single("drop_group", gid=check_u64(gid, "gid")), timeout)
 
-    def flush(self, timeout=None):
+    def flush(self, timeout: Optional[float] = None) -> None:
         self._drive(flush_op(), timeout)
 
-    def stat(self, groups=0):
+    def stat(self, groups: int = 0) -> Dict[str, Any]:
         """The server's figures; ``groups``: per-group figures of that many groups, biggest first."""
         return self._drive(single("stat", groups=groups))
 
-    def events(self, after=0):
+    def events(self, after: int = 0) -> Dict[str, Any]:
         """Events since number ``after`` (a lagging group, a forced relocation):
         ``{"events": [...], "last": n, "missed": k}``; poll with ``after=last``."""
         return self._drive(single("events", after=after))
 
-    def batch(self, flush=False, timeout=None):
+    def batch(self, flush: bool = False, timeout: Optional[float] = None) -> Batch:
         return Batch(lambda ops, columns: self._drive(batch_op(ops, columns, flush), timeout), wire_form)
 
 
@@ -266,36 +298,36 @@ class _Pending:
 
     __slots__ = ("_client", "request_id", "_deadline", "_timeout", "_connection")
 
-    def __init__(self, client, request_id, deadline, timeout):
+    def __init__(self, client: Client, request_id: int, deadline: Optional[float], timeout: Optional[float]) -> None:
         self._client = client
         self.request_id = request_id
         self._deadline = deadline
         self._timeout = timeout
         self._connection = client._connection
 
-    def result(self):
+    def result(self) -> Any:
         """The request's result, or its error; Timeout once its deadline passed."""
         return self._client._result(self)
 
 
 @with_write_ops
-class ClientGroup:
+class ClientGroup(_Writes):
     """A group on the server; the methods of ``shardlog.Group`` (the write
     methods come from ops.py)."""
 
     __slots__ = ("_client", "gid")
 
-    def __init__(self, client, gid):
+    def __init__(self, client: Client, gid: int) -> None:
         self._client = client
         self.gid = gid
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"ClientGroup({self.gid})"
 
-    def _write(self, op, arg, flush):
+    def _write(self, op: str, arg: Any, flush: bool) -> None:
         self._client._drive(write_op(op, self.gid, arg, flush))
 
-    def flush(self, callback=None, timeout=None):
+    def flush(self, callback: Optional[FlushCallback] = None, timeout: Optional[float] = None) -> None:
         """Block until durable; with ``callback``, return at once and call it with None or
         the error when the reply is received (by a later call or ``client.poll()``)."""
         if callback is None:
@@ -303,8 +335,8 @@ class ClientGroup:
         pending = self._client.submit("flush", timeout, gid=self.gid)
         self._client._callbacks[pending.request_id] = callback
 
-    def read(self, start, end):
+    def read(self, start: int, end: int) -> Iterator[Entry]:
         return iter(self._client._drive(read_range(self.gid, start, end)))
 
-    def state(self):
+    def state(self) -> LogState:
         return self._client._drive(get_state(self.gid))

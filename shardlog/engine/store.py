@@ -11,6 +11,8 @@ guards all state; flushers report from their own threads and user callbacks
 run outside the lock.
 """
 
+from __future__ import annotations
+
 import ctypes
 import gc
 import logging
@@ -20,9 +22,11 @@ import time
 from array import array
 from bisect import bisect_right
 from itertools import accumulate
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional, Self, Tuple, Union
 
 from shardlog.args import check_u64
 from shardlog.batch import Batch
+from shardlog.columns import AppendColumns, Column
 from shardlog.errors import (
     CorruptedLog,
     GroupExists,
@@ -34,7 +38,7 @@ from shardlog.errors import (
     TooManyGroups,
 )
 from shardlog.ops import APPEND, NO_RECORD, WRITE_OPS, apply_append, check_log_ids, with_write_ops
-from shardlog.types import LogState
+from shardlog.types import Entry, FlushCallback, LogState
 from shardlog.workers.files import OS_FILES
 from shardlog.workers.naming import chunk_path
 
@@ -47,7 +51,17 @@ from .lockfile import DirLock
 from .recovery import replay
 from .settings import resolve
 
+if TYPE_CHECKING:
+    from shardlog.ops import WriteMethods
+
+    _Writes = WriteMethods[None]
+else:
+    _Writes = object
+
 log = logging.getLogger(__name__)
+
+#: A data directory's path (``Store.open`` takes one, or a list of them: one per disk).
+StrPath = Union[str, os.PathLike[str]]
 
 
 def _replay_without_gc(path, settings, files):
@@ -80,13 +94,14 @@ def _give_back_scratch():
 class Store:
     """Raft logs of many groups in one stream per data directory."""
 
-    def __init__(self, disks, lock, settings, locks):
+    def __init__(self, disks: List[Disk], lock: threading.Lock, settings: Dict[str, Any],
+                 locks: List[DirLock]) -> None:
         self._disks = disks
         self._lock = lock
         self._dir_locks = locks
         self.settings = settings
         #: Every group by id; the disks share this dict (one entry per group, not two).
-        self._groups = {}
+        self._groups: Dict[int, Any] = {}
         for disk in disks:
             self._groups.update(disk.groups)
         for disk in disks:
@@ -97,10 +112,11 @@ class Store:
         #: Set by an owner whose flushers report only when driven (the front's
         #: worker flushers): ``pump(timeout)`` handles their events while a
         #: caller blocks. None for flushers with threads of their own.
-        self.pump = None
+        self.pump: Optional[Callable[[float], object]] = None
 
     @classmethod
-    def open(cls, data_dirs, *, flusher_factory=ThreadFlusher, files=OS_FILES, **settings):
+    def open(cls, data_dirs: Union[StrPath, Iterable[StrPath]], *, flusher_factory: Callable[..., Any] = ThreadFlusher,
+             files: Any = OS_FILES, **settings: Any) -> Self:
         """Open (creating if needed) one data directory per disk and recover them.
 
         ``data_dirs`` is a path or a list of paths; settings are those of
@@ -121,7 +137,7 @@ class Store:
                 files.makedirs(path)
                 locks.append(DirLock(path, files))
             joining = membership.join(data_dirs, files)  # (refuses part of a store before a byte is written)
-            seen = {}  # path -> its groups
+            seen: Dict[StrPath, Dict[int, Any]] = {}  # path -> its groups
             for path in data_dirs:
                 t0 = time.perf_counter()
                 recovered = _replay_without_gc(path, settings, files)
@@ -149,21 +165,21 @@ class Store:
 
     # ------------------------------------------------------------ store level
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def group(self, gid):
+    def group(self, gid: int) -> Group:
         """A handle on group ``gid``; the group is created by its first write."""
         return Group(self, check_u64(gid, "group id"))
 
-    def groups(self):
+    def groups(self) -> List[int]:
         with self._lock:
             return sorted(self._groups)
 
-    def drop_group(self, gid, timeout=None):
+    def drop_group(self, gid: int, timeout: Optional[float] = None) -> None:
         """Remove a group and everything it holds; returns once that is durable."""
         check_u64(gid, "group id")
         with self._lock:
@@ -177,13 +193,13 @@ class Store:
         # while the drop is still only in memory.
         self._wait(lambda cb: self._flush_disk(group.disk, cb), timeout)
 
-    def flush(self, callback=None, timeout=None):
+    def flush(self, callback: Optional[FlushCallback] = None, timeout: Optional[float] = None) -> None:
         """Make every write accepted so far, on every disk, durable."""
         if callback is not None:
             return self._flush_all(callback)
         self._wait(self._flush_all, timeout)
 
-    def stat(self, group_limit=0):
+    def stat(self, group_limit: int = 0) -> Dict[str, Any]:
         """Figures of the store; with ``group_limit``, per-group figures of that many
         groups, the ones holding the most entries first."""
         with self._lock:
@@ -204,13 +220,13 @@ class Store:
                 } for g in biggest[:group_limit]]
             return out
 
-    def events(self, after=0):
+    def events(self, after: int = 0) -> Dict[str, Any]:
         """Events since number ``after`` (a lagging group, a forced relocation):
         ``{"events": [...], "last": n, "missed": k}``; poll with ``after=last``."""
         with self._lock:
             return self._events.since(after)
 
-    def close(self):
+    def close(self) -> None:
         """Flush everything, stop the flushers, release the directories."""
         if self._closed:
             return
@@ -294,7 +310,8 @@ class Store:
 
     # ------------------------------------------------------------ the write path
 
-    def write(self, ops, flush=False, callback=None, timeout=None):
+    def write(self, ops: Iterable[Tuple[str, int, Any]], flush: bool = False,
+              callback: Optional[FlushCallback] = None, timeout: Optional[float] = None) -> None:
         """Carry out ``[(op, gid, arg), ...]``, ``op`` a name of ``ops.WRITE_OPS``.
 
         Every argument is checked and normalized, then every op is checked, in
@@ -312,7 +329,9 @@ class Store:
                                   f"{', '.join(WRITE_OPS)}: {exc!r}") from None
         return self.write_normalized(normal, flush, callback, timeout)
 
-    def write_normalized(self, ops, flush=False, callback=None, timeout=None, columns=None):
+    def write_normalized(self, ops: List[Tuple[str, int, Any]], flush: bool = False,
+                         callback: Optional[FlushCallback] = None, timeout: Optional[float] = None,
+                         columns: Optional[AppendColumns] = None) -> None:
         """``write`` of ops whose arguments are already checked and normalized (by the
         handles, the batch recorder, the front off the wire): the one write path.
         ``columns`` (an AppendColumns, or None) are appends that come after ``ops``."""
@@ -466,7 +485,7 @@ class Store:
         except ShardlogError:
             pass  # the disk failed; the next write on it says so
 
-    def batch(self, flush=False, timeout=None):
+    def batch(self, flush: bool = False, timeout: Optional[float] = None) -> Batch:
         """Writes for many groups, checked as a whole and applied together.
 
         ``with store.batch(flush=True) as b: b.group(1).append(...)``; leaving
@@ -492,14 +511,16 @@ class Store:
     def _read(self, gid, start, end):
         return self.read_page(gid, start, end)[0]
 
-    def read_page(self, gid, start, end, max_entries=None, max_bytes=None):
+    def read_page(self, gid: int, start: int, end: int, max_entries: Optional[int] = None,
+                  max_bytes: Optional[int] = None) -> Tuple[List[Entry], Optional[int]]:
         """``(entries, next)``: entries in ``[start, end)``, at most ``max_entries`` of
         them and about ``max_bytes`` of payload (at least one entry); ``next`` is
         where to continue, or None when the range is done."""
         first, terms, _, payloads, nxt = self.read_columns(gid, start, end, max_entries, max_bytes)
         return list(zip(zip(terms, range(first, first + len(payloads))), payloads)), nxt
 
-    def read_columns(self, gid, start, end, max_entries=None, max_bytes=None):
+    def read_columns(self, gid: int, start: int, end: int, max_entries: Optional[int] = None,
+                     max_bytes: Optional[int] = None) -> Tuple[int, Column, Column, List[bytes], Optional[int]]:
         """``read_page`` as columns: ``(first index, terms, sizes, payloads, next)``,
         ``terms`` an ``array("Q")``, ``sizes`` an ``array("I")``. No object is
         built per entry here (the service sends these columns as they are)."""
@@ -612,7 +633,7 @@ class Store:
 
 
 @with_write_ops
-class Group:
+class Group(_Writes):
     """One group of a Store: the operations of a Raft node's log storage.
 
     The same methods, with the same arguments, exist on the network client's
@@ -624,25 +645,25 @@ class Group:
 
     __slots__ = ("_store", "gid")
 
-    def __init__(self, store, gid):
+    def __init__(self, store: Store, gid: int) -> None:
         self._store = store
         self.gid = gid
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Group({self.gid})"
 
-    def _write(self, op, arg, flush):
+    def _write(self, op: str, arg: Any, flush: bool) -> None:
         self._store.write_normalized([(op, self.gid, WRITE_OPS[op].normalize(arg))], flush)
 
-    def flush(self, callback=None, timeout=None):
+    def flush(self, callback: Optional[FlushCallback] = None, timeout: Optional[float] = None) -> None:
         """Block until every write accepted so far is durable, or call
         ``callback(None | error)`` later and return at once."""
         return self._store._flush_group(self.gid, callback, timeout)
 
-    def read(self, start, end):
+    def read(self, start: int, end: int) -> Iterator[Entry]:
         """``[((term, index), payload), ...]`` for indexes in ``[start, end)``."""
         return iter(self._store._read(self.gid, start, end))
 
-    def state(self):
+    def state(self) -> LogState:
         """The LogState, including changes not yet durable."""
         return self._store._state(self.gid)
