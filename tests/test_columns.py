@@ -105,17 +105,24 @@ def test_a_refused_append_in_columns_leaves_no_trace(open_store, data_dir):
     assert store.groups() == [5]
 
 
+def requests_sent(client):
+    """The list the requests ``client`` sends from now on go to, decoded."""
+    sent = []
+    request = client._core.request
+
+    def spy(op, fields, deadline=None):
+        message = request(op, fields, deadline)
+        sent.append(unpack(message[1]))
+        return message
+
+    client._core.request = spy
+    return sent
+
+
 def test_clients_send_columns_and_the_server_applies_them(start_server):
     server = start_server()
     with server.client() as client:
-        sent = []
-        request = client._core.request
-
-        def spy(op, fields, deadline=None):
-            sent.append(unpack(request(op, fields, deadline)[1]))
-            return request(op, fields, deadline)
-
-        client._core.request = spy
+        sent = requests_sent(client)
         with client.batch(flush=True) as b:
             for gid in range(100):
                 b.group(gid).save_vote((1, 1))
@@ -190,15 +197,7 @@ def test_columns_in_a_version_1_request_are_refused(start_server):
 def test_a_long_append_travels_in_columns_and_keeps_its_errors(start_server):
     server = start_server()
     with server.client() as client:
-        sent = []
-        request = client._core.request
-
-        def spy(op, fields, deadline=None):
-            message = request(op, fields, deadline)
-            sent.append(unpack(message[1]))
-            return message
-
-        client._core.request = spy
+        sent = requests_sent(client)
         g = client.group(8)
         g.append([((1, i), b"%d" % i) for i in range(100)], flush=True)
         g.append([((1, 100), b"short")])
