@@ -209,3 +209,24 @@ def test_a_long_append_travels_in_columns_and_keeps_its_errors(start_server):
         with pytest.raises(InvalidArgument):
             g.append([((1, 101 + i), b"x" if i < 40 else "text") for i in range(50)])
         assert g.state().last == (1, 100)
+
+
+def test_appends_in_columns_are_checked_after_the_rows_of_their_group(open_store, monkeypatch):
+    """A group with row ops before its appends keeps them in columns: they are
+    checked against the group as its rows leave it, never turned into rows."""
+    store = open_store()
+    store.group(1).append([((1, i), b"old") for i in range(3)])
+    monkeypatch.setattr(AppendColumns, "rows", lambda self: pytest.fail("the columns were turned into rows"))
+    with store.batch(flush=True) as b:
+        b.group(1).save_vote((2, 1)).truncate(1)
+        b.group(1).append([((2, 1), b"new")])
+        b.group(2).save_vote((2, 1))
+        b.group(2).append([((2, 7), b"first")])
+    assert store.group(1).state() == LogState(vote=(2, 1), last=(2, 1))
+    assert list(store.group(1).read(0, 5)) == [((1, 0), b"old"), ((2, 1), b"new")]
+    assert store.group(2).state() == LogState(vote=(2, 1), last=(2, 7))
+    with pytest.raises(LogIdNonConsecutive):  # checked against the truncate before it
+        with store.batch() as b:
+            b.group(1).truncate(1)
+            b.group(1).append([((2, 2), b"gap")])
+    assert store.group(1).state().last == (2, 1)

@@ -338,10 +338,9 @@ class Store:
         with self._lock:
             if self._closed:
                 self._check_open()
-            if columns is not None and ops and not set(columns.gids).isdisjoint([gid for _, gid, _ in ops]):
-                ops, columns = ops + columns.rows(), None  # a group in both: checked in order, as rows
-            planned, new = self._plan(ops)
-            runs = None if columns is None else self._plan_columns(columns, new)
+            later = set(columns.gids) if columns is not None and ops else ()
+            planned, new, states = self._plan(ops, later)
+            runs = None if columns is None else self._plan_columns(columns, new, states)
             placement = self._placement(list(new)) if new else None
             crowded = self._apply(planned, placement)
             if runs:
@@ -361,12 +360,13 @@ class Store:
             return self._flush_disks(list(disks), callback)
         self._wait(lambda cb: self._flush_disks(list(disks), cb), timeout)
 
-    def _plan(self, ops):
+    def _plan(self, ops, later=()):
         """Check ``ops`` without changing anything: ``([(WriteOp, gid, record value)],
-        {new gid: None})``. An op is applied to a shadow of its group only when
-        a later op of the batch must see its effect."""
+        {new gid: None}, {gid: its state after the ops})``. An op is applied to a
+        shadow of its group only when a later op of the batch must see its
+        effect: one of ``ops``, or an append in columns (``later``: their gids)."""
         groups = self._groups
-        if len(ops) == 1:  # the common case, without the batch's bookkeeping
+        if len(ops) == 1 and ops[0][1] not in later:  # the common case, without the batch's bookkeeping
             name, gid, arg = ops[0]
             op = WRITE_OPS[name]
             group = groups.get(gid)
@@ -374,8 +374,8 @@ class Store:
                 group.disk.check_writable(name)
             value = op.check(NEW_GROUP if group is None else group, arg)
             if value is NO_RECORD:
-                return (), {}
-            return [(op, gid, value)], ({} if group is not None else {gid: None})
+                return (), {}, {}
+            return [(op, gid, value)], ({} if group is not None else {gid: None}), {}
         last_op = {gid: pos for pos, (_, gid, _) in enumerate(ops)}
         states = {}
         planned = []
@@ -394,16 +394,17 @@ class Store:
             planned.append((op, gid, value))
             if gid not in groups:
                 new[gid] = None
-            if last_op[gid] != pos:
+            if last_op[gid] != pos or gid in later:
                 if type(state) is not Shadow:
                     state = states[gid] = Shadow(state)
                 op.apply(state, value)
-        return planned, new
+        return planned, new, states
 
-    def _plan_columns(self, columns, new):
-        """Check appends in columns (of groups no row op of the batch touches)
-        without changing anything: ``[(gid, lo, hi)]`` of each group's run of
-        rows (columns.runs). New groups are added to ``new``."""
+    def _plan_columns(self, columns, new, states):
+        """Check appends in columns without changing anything, each group as the
+        row ops before them leave it (``states``, from ``_plan``): ``[(gid, lo,
+        hi)]`` of each group's run of rows (columns.runs). New groups are added
+        to ``new``."""
         groups = self._groups
         terms, indexes = columns.terms, columns.indexes
         lasts = {}
@@ -414,11 +415,11 @@ class Store:
             else:
                 group = groups.get(gid)
                 if group is None:
-                    last = None
                     new[gid] = None
                 else:
                     group.disk.check_writable("append")
-                    last = group.last
+                state = states.get(gid)
+                last = state.last if state is not None else None if group is None else group.last
             log_ids = ((terms[lo], indexes[lo]),) if hi - lo == 1 else zip(terms[lo:hi], indexes[lo:hi])
             lasts[gid] = check_log_ids(last, log_ids)
         return runs
@@ -565,7 +566,7 @@ class Store:
             self._check_open()
             if gid in self._groups:
                 raise GroupExists(f"group {gid} already exists; drop it first or choose another id")
-            planned, _ = self._plan(ops)
+            planned, _, _ = self._plan(ops)
             placement = self._placement([gid])
             self._apply(planned, placement)
             if gid not in self._groups:  # an empty log: the group exists all the same
