@@ -44,6 +44,11 @@ from .types import Entry, LogId, Vote, next_index
 #: shardlog's own record types follow them in codec.py.
 SAVE_VOTE, APPEND, COMMIT, TRUNCATE_AFTER, PURGE_UPTO, STATE = range(6)
 
+#: Ops whose check reads neither a group's entries nor its ``last``: appends do
+#: not change what they are checked against, so a batch may check them before
+#: appends that come first (a batch's ``then``: batch.py).
+AFTER_APPENDS = frozenset(("save_vote", "commit"))
+
 #: What ``check`` returns for an op that changes nothing (a purge below ``purged``).
 NO_RECORD = object()
 

@@ -57,7 +57,7 @@ def test_a_row_op_after_an_append_of_its_group_keeps_the_order():
     """Rows are applied before columns: a truncate recorded after an append of
     the same group turns the appends so far into rows, or it would run first."""
     submitted = []
-    with Batch(lambda ops, columns: submitted.append((ops, columns))) as b:
+    with Batch(lambda ops, columns, then: submitted.append((ops + then, columns))) as b:
         b.group(1).append([((1, 0), b"a"), ((1, 1), b"b")])
         b.group(2).append([((1, 0), b"x")])
         b.group(3).commit((1, 0))  # another group: the columns stay
@@ -66,6 +66,26 @@ def test_a_row_op_after_an_append_of_its_group_keeps_the_order():
     [(ops, columns)] = submitted
     assert [(op, gid) for op, gid, _ in ops] == [("commit", 3), ("append", 1), ("append", 2), ("truncate", 1)]
     assert columns.rows() == [("append", 1, [((2, 1), b"B")])]
+
+
+def test_a_raft_round_stays_in_columns_with_its_commits_after_them():
+    """Vote, entries, commit per group: the votes go before the columns, the
+    commits after them (``then``); an append after a group's commit turns
+    everything into rows, in order."""
+    submitted = []
+    with Batch(lambda ops, columns, then: submitted.append((ops, columns, then))) as b:
+        for gid in (1, 2):
+            b.group(gid).save_vote((3, 1)).append([((3, 5), b"e")]).commit((3, 5))
+    [(ops, columns, then)] = submitted
+    assert [(op, gid) for op, gid, _ in ops] == [("save_vote", 1), ("save_vote", 2)]
+    assert [run[0] for run in columns.runs()] == [1, 2]
+    assert [(op, gid) for op, gid, _ in then] == [("commit", 1), ("commit", 2)]
+    submitted.clear()
+    with Batch(lambda ops, columns, then: submitted.append((ops, columns, then))) as b:
+        b.group(1).append([((3, 5), b"e")]).commit((3, 5)).append([((3, 6), b"f")])
+    [(ops, columns, then)] = submitted
+    assert [(op, gid) for op, gid, _ in ops] == [("append", 1), ("commit", 1)] and then == []
+    assert columns.rows() == [("append", 1, [((3, 6), b"f")])]
 
 
 def test_store_batches_in_columns_equal_their_rows(open_store, tmp_path):
@@ -80,6 +100,10 @@ def test_store_batches_in_columns_equal_their_rows(open_store, tmp_path):
             writes.append(("truncate", gid, 1))
             writes.append(("append", gid, [((2, 1), b"again")]))
         writes.append(("commit", gid, (1, 0)))
+        if gid % 5 == 0:  # an append after the group's commit and vote
+            last = 1 if gid % 4 == 0 else gid % 3
+            writes.append(("save_vote", gid, (2, gid)))
+            writes.append(("append", gid, [((2, last + 1), b"later")]))
     with by_columns.batch(flush=True) as b:
         for op, gid, arg in writes:
             getattr(b.group(gid), op)(arg)
@@ -143,14 +167,16 @@ def test_a_server_of_version_1_gets_the_appends_as_ops():
         if protocols is not None:
             reply["protocols"] = protocols
         core.took_hello(reply, received_at=0.0)
-        [(op, fields)] = list(batch_op([("commit", 3, [1, 1])], columns, flush=True))
+        [(op, fields)] = list(batch_op([("commit", 3, [1, 1])], columns, True, [("commit", 3, [1, 2])]))
         message = unpack(core.request(op, fields)[1])
         assert message["v"] == version
         if version == 1:
-            assert "columns" not in message
-            assert message["ops"] == [["commit", 3, [1, 1]], ["append", 3, [[1, 0, b"a"], [1, 1, b"b"]]]]
+            assert "columns" not in message and "then" not in message
+            assert message["ops"] == [["commit", 3, [1, 1]], ["append", 3, [[1, 0, b"a"], [1, 1, b"b"]]],
+                                      ["commit", 3, [1, 2]]]
         else:
             assert AppendColumns.from_wire(message["columns"]).rows() == columns.rows()
+            assert message["then"] == [["commit", 3, [1, 2]]]
     assert unpack(core.request("hello", {})[1])["v"] == 1, "hello in version 1: any server answers it"
 
 
@@ -181,11 +207,15 @@ def test_columns_in_a_version_1_request_are_refused(start_server):
     sock.linger = 0
     try:
         sock.connect(server.endpoint)
-        for version, status in ((1, "error"), (2, "ok")):
-            sock.send(msgpack.packb({"v": version, "id": version, "op": "batch", "columns": columns.to_wire()}))
+        for version, then, status in ((1, [], "error"), (2, [["truncate", 1, 0]], "error"), (2, [], "ok"),
+                                      (2, [["commit", 1, [1, 0]]], "ok")):
+            sock.send(msgpack.packb({"v": version, "id": version, "op": "batch", "columns": columns.to_wire(),
+                                     "then": then}))
             assert sock.poll(10_000)
             reply = msgpack.unpackb(sock.recv())
             assert reply["status"] == status, reply
+            columns = AppendColumns()
+            columns.add(1, [((1, 0 if status == "error" else 1), b"a")])
         sock.send(msgpack.packb({"v": 1, "id": 3, "op": "hello"}))
         assert sock.poll(10_000)
         assert msgpack.unpackb(sock.recv())["result"]["protocol"] == 1, "a version-1 client hears its own version"

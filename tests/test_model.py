@@ -101,8 +101,8 @@ def applied_order(ops):
     """``ops`` (``[(op, gid, arg)]``) in the order a batch recording them applies them."""
     applied = []
 
-    def submit(rows, columns):
-        applied.extend(rows + (columns.rows() if columns is not None else []))
+    def submit(rows, columns, then):
+        applied.extend(rows + (columns.rows() if columns is not None else []) + then)
 
     with Batch(submit, record=lambda op, arg: arg) as b:
         for kind, gid, arg in ops:

@@ -283,7 +283,8 @@ class Client:
         return self._drive(single("events", after=after))
 
     def batch(self, flush: bool = False, timeout: Optional[float] = None) -> Batch:
-        return Batch(lambda ops, columns: self._drive(batch_op(ops, columns, flush), timeout), wire_form)
+        return Batch(lambda ops, columns, then: self._drive(batch_op(ops, columns, flush, then), timeout),
+                     wire_form)
 
 
 def _run_callback(callback, error):

@@ -83,12 +83,14 @@ def flush_op(gid=None):
     yield "flush", {} if gid is None else {"gid": gid}
 
 
-def batch_op(ops, columns, flush):
-    """``ops`` and ``columns`` (AppendColumns or None) as recorded by a client's
-    Batch: arguments already checked, ops in wire form."""
+def batch_op(ops, columns, flush, then=()):
+    """``ops``, ``columns`` (AppendColumns or None) and ``then`` as recorded by a
+    client's Batch: arguments already checked, ops in wire form."""
     fields = {"ops": [[op, gid, arg] for op, gid, arg in ops], "flush": bool(flush)}
     if columns is not None:
         fields["columns"] = columns  # in wire form once the server's version is known (Core.request)
+        if then:
+            fields["then"] = [[op, gid, arg] for op, gid, arg in then]
     yield "batch", fields
 
 
@@ -189,10 +191,10 @@ class Core:
             fields = dict(fields)
             if PROTOCOL_VERSION in self.protocols:
                 version, fields["columns"] = PROTOCOL_VERSION, columns.to_wire()
-            else:  # a server of version 1: the same appends as ops, after the others
+            else:  # a server of version 1: the same appends as ops, after the others, and then ``then``
                 del fields["columns"]
                 fields["ops"] = fields["ops"] + [[op, gid, wire_form(op, entries)] for op, gid, entries in
-                                                 columns.rows()]
+                                                 columns.rows()] + fields.pop("then", [])
         message = {"v": version, "id": request_id, "op": op}
         if self.incarnation is not None:
             message["inc"] = self.incarnation

@@ -37,7 +37,7 @@ from shardlog.errors import (
     Timeout,
     TooManyGroups,
 )
-from shardlog.ops import APPEND, NO_RECORD, WRITE_OPS, apply_append, check_log_ids, with_write_ops
+from shardlog.ops import AFTER_APPENDS, APPEND, NO_RECORD, WRITE_OPS, apply_append, check_log_ids, with_write_ops
 from shardlog.types import Entry, FlushCallback, LogState
 from shardlog.workers.files import OS_FILES
 from shardlog.workers.naming import chunk_path
@@ -331,22 +331,31 @@ class Store:
 
     def write_normalized(self, ops: List[Tuple[str, int, Any]], flush: bool = False,
                          callback: Optional[FlushCallback] = None, timeout: Optional[float] = None,
-                         columns: Optional[AppendColumns] = None) -> None:
+                         columns: Optional[AppendColumns] = None, then: List[Tuple[str, int, Any]] = ()) -> None:
         """``write`` of ops whose arguments are already checked and normalized (by the
         handles, the batch recorder, the front off the wire): the one write path.
-        ``columns`` (an AppendColumns, or None) are appends that come after ``ops``."""
+        ``columns`` (an AppendColumns, or None) are appends that come after ``ops``,
+        and ``then`` votes and commits after those (ops.AFTER_APPENDS: checked with
+        ``ops``, as appends change nothing they are checked against)."""
         with self._lock:
             if self._closed:
                 self._check_open()
-            later = set(columns.gids) if columns is not None and ops else ()
-            planned, new, states = self._plan(ops, later)
+            if any(name not in AFTER_APPENDS for name, _, _ in then):
+                raise InvalidArgument(f"only {' and '.join(sorted(AFTER_APPENDS))} may come after the columns")
+            later = set(columns.gids) if columns is not None and (ops or then) else ()
+            planned, planned_then, new, states = self._plan(ops + list(then) if then else ops, later, len(ops))
             runs = None if columns is None else self._plan_columns(columns, new, states)
             placement = self._placement(list(new)) if new else None
             crowded = self._apply(planned, placement)
             if runs:
                 crowded = self._apply_columns(columns, runs, placement, crowded)
+            if planned_then:
+                more = self._apply(planned_then, placement)
+                if more:
+                    crowded = (crowded or set()) | more
             if flush:  # also the disks of ops that wrote nothing: what came before them
                 disks = {self._groups[gid].disk for _, gid, _ in ops if gid in self._groups}
+                disks.update(self._groups[gid].disk for _, gid, _ in then if gid in self._groups)
                 if runs:
                     disks.update(self._groups[gid].disk for gid, _, _ in runs)
         if crowded:
@@ -360,13 +369,14 @@ class Store:
             return self._flush_disks(list(disks), callback)
         self._wait(lambda cb: self._flush_disks(list(disks), cb), timeout)
 
-    def _plan(self, ops, later=()):
-        """Check ``ops`` without changing anything: ``([(WriteOp, gid, record value)],
-        {new gid: None}, {gid: its state after the ops})``. An op is applied to a
-        shadow of its group only when a later op of the batch must see its
-        effect: one of ``ops``, or an append in columns (``later``: their gids)."""
+    def _plan(self, ops, later=(), then_from=None):
+        """Check ``ops`` without changing anything: ``([(WriteOp, gid, record value)]
+        of the ops before ``then_from``, the same of those from it, {new gid:
+        None}, {gid: its state after the ops})``. An op is applied to a shadow
+        of its group only when a later op of the batch must see its effect: one
+        of ``ops``, or an append in columns (``later``: their gids)."""
         groups = self._groups
-        if len(ops) == 1 and ops[0][1] not in later:  # the common case, without the batch's bookkeeping
+        if len(ops) == 1 and ops[0][1] not in later and then_from != 0:  # the common case, without bookkeeping
             name, gid, arg = ops[0]
             op = WRITE_OPS[name]
             group = groups.get(gid)
@@ -374,11 +384,11 @@ class Store:
                 group.disk.check_writable(name)
             value = op.check(NEW_GROUP if group is None else group, arg)
             if value is NO_RECORD:
-                return (), {}, {}
-            return [(op, gid, value)], ({} if group is not None else {gid: None}), {}
+                return (), (), {}, {}
+            return [(op, gid, value)], (), ({} if group is not None else {gid: None}), {}
         last_op = {gid: pos for pos, (_, gid, _) in enumerate(ops)}
         states = {}
-        planned = []
+        planned, planned_then = [], []
         new = {}
         for pos, (name, gid, arg) in enumerate(ops):
             op = WRITE_OPS[name]
@@ -391,14 +401,14 @@ class Store:
             value = op.check(state, arg)
             if value is NO_RECORD:
                 continue
-            planned.append((op, gid, value))
+            (planned if then_from is None or pos < then_from else planned_then).append((op, gid, value))
             if gid not in groups:
                 new[gid] = None
             if last_op[gid] != pos or gid in later:
                 if type(state) is not Shadow:
                     state = states[gid] = Shadow(state)
                 op.apply(state, value)
-        return planned, new, states
+        return planned, planned_then, new, states
 
     def _plan_columns(self, columns, new, states):
         """Check appends in columns without changing anything, each group as the
@@ -492,7 +502,8 @@ class Store:
         ``with store.batch(flush=True) as b: b.group(1).append(...)``; leaving
         the block applies them (and waits for durability if ``flush``).
         """
-        return Batch(lambda ops, columns: self.write_normalized(ops, flush=flush, timeout=timeout, columns=columns))
+        return Batch(lambda ops, columns, then: self.write_normalized(ops, flush=flush, timeout=timeout,
+                                                                      columns=columns, then=then))
 
     def _flush_group(self, gid, callback, timeout):
         def start(cb):
@@ -566,7 +577,7 @@ class Store:
             self._check_open()
             if gid in self._groups:
                 raise GroupExists(f"group {gid} already exists; drop it first or choose another id")
-            planned, _, _ = self._plan(ops)
+            planned, _, _, _ = self._plan(ops)
             placement = self._placement([gid])
             self._apply(planned, placement)
             if gid not in self._groups:  # an empty log: the group exists all the same

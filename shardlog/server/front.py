@@ -41,7 +41,7 @@ from shardlog.errors import (
     UnknownOp,
     VersionMismatch,
 )
-from shardlog.ops import TAKEN_WHEN_LOW, WRITE_OPS
+from shardlog.ops import AFTER_APPENDS, TAKEN_WHEN_LOW, WRITE_OPS
 
 from .config import DEFAULT_RESERVE, engine_settings
 from .metrics import serve_metrics
@@ -383,33 +383,40 @@ class Front:
     def _batch(self, ident, request_id, msg):
         if msg.get("ops") is None and msg.get("columns") is None:
             raise BadRequest("a batch needs ops, columns, or both")
-        wire_ops = msg.get("ops")
-        if wire_ops is None:
-            wire_ops = []
-        if not isinstance(wire_ops, list):
-            raise BadRequest("ops must be an array of [op, gid, arg]")
-        ops = []
-        for item in wire_ops:
-            if not isinstance(item, list) or len(item) != 3 or type(item[0]) is not str or item[0] not in WRITE_OPS:
-                raise BadRequest(f"each batch op must be [write op, gid, arg], not {item!r:.100}")
-            name, gid, arg = item
-            ops.append((name, check_u64(gid, "gid"), WRITE_OPS[name].from_wire(arg)))
-        columns = msg.get("columns")
+        ops = self._batch_ops(msg.get("ops"), WRITE_OPS, "ops")
+        columns, then = msg.get("columns"), []
         if columns is not None:
             if msg.get("v", 1) < 2:
                 raise BadRequest("batch columns are protocol version 2")
             columns = AppendColumns.from_wire(columns)
-        return self._submit(ident, request_id, msg, ops, columns)
+            then = self._batch_ops(msg.get("then") or [], AFTER_APPENDS, "then")
+        return self._submit(ident, request_id, msg, ops, columns, then)
 
-    def _submit(self, ident, request_id, msg, ops, columns=None):
+    @staticmethod
+    def _batch_ops(wire_ops, allowed, field):
+        """A batch's ``ops`` (or ``then``) off the wire: ``[(op, gid, normal arg)]``, ops of ``allowed``."""
+        if wire_ops is None:
+            return []
+        if not isinstance(wire_ops, list):
+            raise BadRequest(f"{field} must be an array of [op, gid, arg]")
+        ops = []
+        for item in wire_ops:
+            if not isinstance(item, list) or len(item) != 3 or type(item[0]) is not str or item[0] not in allowed:
+                raise BadRequest(f"each of {field} must be [{' or '.join(sorted(allowed))}, gid, arg], "
+                                 f"not {item!r:.100}")
+            name, gid, arg = item
+            ops.append((name, check_u64(gid, "gid"), WRITE_OPS[name].from_wire(arg)))
+        return ops
+
+    def _submit(self, ident, request_id, msg, ops, columns=None, then=()):
         """The front's one write path: a single write is a batch of one."""
         self._check_size(ops, columns)
-        self._check_space(ops, columns)
+        self._check_space(ops + list(then), columns)
         if msg.get("flush"):
             self.store.write_normalized(ops, flush=True, callback=self._reply_later(ident, request_id),
-                                        columns=columns)
+                                        columns=columns, then=then)
             return _LATER
-        self.store.write_normalized(ops, columns=columns)
+        self.store.write_normalized(ops, columns=columns, then=then)
         return None
 
     def _flush(self, ident, request_id, msg):
