@@ -260,3 +260,13 @@ def test_appends_in_columns_are_checked_after_the_rows_of_their_group(open_store
             b.group(1).truncate(1)
             b.group(1).append([((2, 2), b"gap")])
     assert store.group(1).state().last == (2, 1)
+
+
+def test_the_error_of_a_batch_is_that_of_its_first_failing_op_in_order(open_store):
+    store = open_store()
+    store.group(1).append([((1, 0), b"a")])
+    store.group(1).commit((1, 0))
+    with pytest.raises(LogIdNonConsecutive):  # not the commit's LogIdReversal, checked after it
+        with store.batch() as b:
+            b.group(1).append([((1, 5), b"gap")]).commit((0, 0))
+    assert store.group(1).state() == LogState(last=(1, 0), committed=(1, 0))

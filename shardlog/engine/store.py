@@ -335,16 +335,17 @@ class Store:
         """``write`` of ops whose arguments are already checked and normalized (by the
         handles, the batch recorder, the front off the wire): the one write path.
         ``columns`` (an AppendColumns, or None) are appends that come after ``ops``,
-        and ``then`` votes and commits after those (ops.AFTER_APPENDS: checked with
-        ``ops``, as appends change nothing they are checked against)."""
+        and ``then`` votes and commits after those (ops.AFTER_APPENDS: appends
+        change nothing they are checked against, so no shadow needs the appends)."""
         with self._lock:
             if self._closed:
                 self._check_open()
             if any(name not in AFTER_APPENDS for name, _, _ in then):
                 raise InvalidArgument(f"only {' and '.join(sorted(AFTER_APPENDS))} may come after the columns")
-            later = set(columns.gids) if columns is not None and (ops or then) else ()
-            planned, planned_then, new, states = self._plan(ops + list(then) if then else ops, later, len(ops))
+            later = set(columns.gids) if columns is not None and ops else ()
+            planned, new, states = self._plan(ops, later)
             runs = None if columns is None else self._plan_columns(columns, new, states)
+            planned_then = self._plan(then, (), states, new)[0] if then else ()
             placement = self._placement(list(new)) if new else None
             crowded = self._apply(planned, placement)
             if runs:
@@ -369,14 +370,14 @@ class Store:
             return self._flush_disks(list(disks), callback)
         self._wait(lambda cb: self._flush_disks(list(disks), cb), timeout)
 
-    def _plan(self, ops, later=(), then_from=None):
-        """Check ``ops`` without changing anything: ``([(WriteOp, gid, record value)]
-        of the ops before ``then_from``, the same of those from it, {new gid:
-        None}, {gid: its state after the ops})``. An op is applied to a shadow
-        of its group only when a later op of the batch must see its effect: one
-        of ``ops``, or an append in columns (``later``: their gids)."""
+    def _plan(self, ops, later=(), states=None, new=None):
+        """Check ``ops`` without changing anything: ``([(WriteOp, gid, record value)],
+        {new gid: None}, {gid: its state after the ops})``. An op is applied to a
+        shadow of its group only when a later op of the batch must see its
+        effect: one of ``ops``, or an append in columns (``later``: their gids).
+        With ``states`` and ``new`` (of an earlier call), ops go on from there."""
         groups = self._groups
-        if len(ops) == 1 and ops[0][1] not in later and then_from != 0:  # the common case, without bookkeeping
+        if len(ops) == 1 and ops[0][1] not in later and states is None:  # the common case, without bookkeeping
             name, gid, arg = ops[0]
             op = WRITE_OPS[name]
             group = groups.get(gid)
@@ -384,12 +385,12 @@ class Store:
                 group.disk.check_writable(name)
             value = op.check(NEW_GROUP if group is None else group, arg)
             if value is NO_RECORD:
-                return (), (), {}, {}
-            return [(op, gid, value)], (), ({} if group is not None else {gid: None}), {}
+                return (), {}, {}
+            return [(op, gid, value)], ({} if group is not None else {gid: None}), {}
         last_op = {gid: pos for pos, (_, gid, _) in enumerate(ops)}
-        states = {}
-        planned, planned_then = [], []
-        new = {}
+        states = {} if states is None else states
+        new = {} if new is None else new
+        planned = []
         for pos, (name, gid, arg) in enumerate(ops):
             op = WRITE_OPS[name]
             group = groups.get(gid)
@@ -401,14 +402,14 @@ class Store:
             value = op.check(state, arg)
             if value is NO_RECORD:
                 continue
-            (planned if then_from is None or pos < then_from else planned_then).append((op, gid, value))
+            planned.append((op, gid, value))
             if gid not in groups:
                 new[gid] = None
             if last_op[gid] != pos or gid in later:
                 if type(state) is not Shadow:
                     state = states[gid] = Shadow(state)
                 op.apply(state, value)
-        return planned, planned_then, new, states
+        return planned, new, states
 
     def _plan_columns(self, columns, new, states):
         """Check appends in columns without changing anything, each group as the
@@ -577,7 +578,7 @@ class Store:
             self._check_open()
             if gid in self._groups:
                 raise GroupExists(f"group {gid} already exists; drop it first or choose another id")
-            planned, _, _, _ = self._plan(ops)
+            planned, _, _ = self._plan(ops)
             placement = self._placement([gid])
             self._apply(planned, placement)
             if gid not in self._groups:  # an empty log: the group exists all the same
