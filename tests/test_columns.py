@@ -5,7 +5,7 @@ import msgpack
 import pytest
 import zmq
 
-from shardlog import InvalidArgument, LogIdNonConsecutive, LogState
+from shardlog import InvalidArgument, LogIdNonConsecutive, LogIdReversal, LogState
 from shardlog.batch import Batch
 from shardlog.client.core import Core, batch_op
 from shardlog.client.protocol import unpack
@@ -270,3 +270,15 @@ def test_the_error_of_a_batch_is_that_of_its_first_failing_op_in_order(open_stor
         with store.batch() as b:
             b.group(1).append([((1, 5), b"gap")]).commit((0, 0))
     assert store.group(1).state() == LogState(last=(1, 0), committed=(1, 0))
+
+
+def test_then_is_checked_against_the_ops_before_it(open_store):
+    """A commit in ``then`` below a commit among the ops, of a group with no appends in the columns, is refused."""
+    store = open_store()
+    columns = AppendColumns()
+    columns.add(2, [((1, 0), b"a")])
+    with pytest.raises(LogIdReversal):
+        store.write_normalized([("commit", 1, (1, 5))], columns=columns, then=[("commit", 1, (1, 3))])
+    assert store.groups() == []
+    store.write_normalized([("commit", 1, (1, 5))], columns=columns, then=[("commit", 1, (1, 6))])
+    assert store.group(1).state().committed == (1, 6)

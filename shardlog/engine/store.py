@@ -342,7 +342,9 @@ class Store:
                 self._check_open()
             if any(name not in AFTER_APPENDS for name, _, _ in then):
                 raise InvalidArgument(f"only {' and '.join(sorted(AFTER_APPENDS))} may come after the columns")
-            later = set(columns.gids) if columns is not None and ops else ()
+            later = ()  # groups whose ops go on past ``ops``: their states are kept for the checks after
+            if ops and (columns is not None or then):
+                later = {gid for _, gid, _ in then}.union(columns.gids if columns is not None else ())
             planned, new, states = self._plan(ops, later)
             runs = None if columns is None else self._plan_columns(columns, new, states)
             planned_then = self._plan(then, (), states, new)[0] if then else ()
