@@ -7,7 +7,6 @@ with the same methods and results: what differs is ``await``.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import time
 from typing import TYPE_CHECKING, Any, Coroutine, Dict, Iterator, List, Optional, Self, Union
@@ -33,6 +32,8 @@ from .core import (
     flush_op,
     get_state,
     read_range,
+    reply_to_callback,
+    run_callback,
     single,
     timeout_message,
     write_op,
@@ -48,7 +49,6 @@ if TYPE_CHECKING:
 else:
     _Writes = object
 
-log = logging.getLogger(__name__)
 
 
 class AsyncClient:
@@ -127,7 +127,7 @@ class AsyncClient:
             if not future.done():
                 future.set_exception(error)
         for callback in callbacks.values():
-            _run_callback(callback, error)
+            run_callback(callback, error)
 
     async def _reconnect(self, error):
         await self._shut(error)
@@ -140,12 +140,7 @@ class AsyncClient:
             reply_id, reply = self._core.reply(data)
             callback = self._callbacks.pop(reply_id, None)
             if callback is not None:
-                try:
-                    protocol.raise_for(reply)
-                except Exception as exc:
-                    _run_callback(callback, exc)
-                else:
-                    _run_callback(callback, None)
+                reply_to_callback(callback, reply)
                 continue
             future = self._waiting.pop(reply_id, None)
             if future is not None and not future.done():
@@ -249,13 +244,6 @@ class AsyncClient:
     def batch(self, flush: bool = False, timeout: Optional[float] = None) -> Batch:
         return Batch(lambda ops, columns, then: self._drive(batch_op(ops, columns, flush, then), timeout),
                      wire_form)
-
-
-def _run_callback(callback, error):
-    try:
-        callback(error)
-    except Exception:
-        log.exception("flush callback raised")
 
 
 class _Pending:

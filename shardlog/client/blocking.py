@@ -8,7 +8,6 @@ storage code runs unchanged on either.
 from __future__ import annotations
 
 import functools
-import logging
 import os
 import threading
 import time
@@ -48,6 +47,8 @@ from .core import (
     flush_op,
     get_state,
     read_range,
+    reply_to_callback,
+    run_callback,
     single,
     timeout_message,
     timeout_ms,
@@ -62,7 +63,6 @@ if TYPE_CHECKING:
 else:
     _Writes = object
 
-log = logging.getLogger(__name__)
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -160,7 +160,7 @@ class Client:
         self._core.forget_hello()
         self._connect()
         for callback in callbacks.values():
-            _run_callback(callback, error)
+            run_callback(callback, error)
 
     def _hello(self, timeout):
         request_id, data = self._core.request("hello", {})
@@ -229,12 +229,7 @@ class Client:
         if callback is None:
             self._replies[reply_id] = reply
             return
-        try:
-            protocol.raise_for(reply)
-        except Exception as exc:
-            _run_callback(callback, exc)
-        else:
-            _run_callback(callback, None)
+        reply_to_callback(callback, reply)
 
     @_exclusive
     def poll(self, timeout: float = 0) -> None:
@@ -285,13 +280,6 @@ class Client:
     def batch(self, flush: bool = False, timeout: Optional[float] = None) -> Batch:
         return Batch(lambda ops, columns, then: self._drive(batch_op(ops, columns, flush, then), timeout),
                      wire_form)
-
-
-def _run_callback(callback, error):
-    try:
-        callback(error)
-    except Exception:
-        log.exception("flush callback raised")
 
 
 class _Pending:

@@ -8,6 +8,7 @@ of the engine.
 """
 
 import itertools
+import logging
 import time
 from typing import NamedTuple
 
@@ -21,6 +22,8 @@ from . import protocol
 from .protocol import BASE_VERSION, PROTOCOL_VERSION
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:7700"
+
+log = logging.getLogger("shardlog.client")
 
 
 #: Appends of at least this many entries travel in columns (a batch of one
@@ -231,3 +234,21 @@ def timeout_ms(deadline):
     if deadline is None:
         return None
     return max(0, int((deadline - time.monotonic()) * 1000))
+
+
+def run_callback(callback, error):
+    """Call a user's flush callback; what it raises is logged, never raised into the client."""
+    try:
+        callback(error)
+    except Exception:
+        log.exception("flush callback raised")
+
+
+def reply_to_callback(callback, reply):
+    """Hand a flush callback what its reply says: None, or the error it names."""
+    try:
+        protocol.raise_for(reply)
+    except Exception as exc:
+        run_callback(callback, exc)
+    else:
+        run_callback(callback, None)
