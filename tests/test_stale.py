@@ -48,6 +48,13 @@ def entries_of(endpoint, gid):
         return client.group(gid).state(), [log_id for log_id, _ in client.group(gid).read(0, 1000)]
 
 
+def ten_durable_entries(endpoint):
+    """Group 1 with entries 0..9, durable; ``entries_of`` it."""
+    with Client(endpoint, timeout=10) as client:
+        client.group(1).append([((1, i), b"e%d" % i) for i in range(10)], flush=True)
+    return entries_of(endpoint, 1)
+
+
 def test_requests_that_timed_out_never_run_after_a_restart(fixed_endpoint):
     """The issue's case: the server stops, truncate(0) and an append time out,
     the server starts again. Before, ZeroMQ delivered them then and they ran,
@@ -76,9 +83,7 @@ def test_a_request_held_up_past_its_deadline_is_refused(fixed_endpoint):
     the client times out; once the server runs again, the truncate is late."""
     endpoint, run = fixed_endpoint
     server = run()
-    with Client(endpoint, timeout=10) as client:
-        client.group(1).append([((1, i), b"e%d" % i) for i in range(10)], flush=True)
-    before = entries_of(endpoint, 1)
+    before = ten_durable_entries(endpoint)
     with Client(endpoint, timeout=0.5) as client:
         os.kill(server.proc.pid, signal.SIGSTOP)
         try:
@@ -143,9 +148,7 @@ def test_a_pipelined_request_dropped_at_a_reconnection_times_out_only_after_its_
     came at once, and the truncate ran seconds later)."""
     endpoint, run = fixed_endpoint
     server = run()
-    with Client(endpoint, timeout=10) as client:
-        client.group(1).append([((1, i), b"e%d" % i) for i in range(10)], flush=True)
-    before = entries_of(endpoint, 1)
+    before = ten_durable_entries(endpoint)
     with Client(endpoint, timeout=10) as client:
         os.kill(server.proc.pid, signal.SIGSTOP)
         try:
