@@ -72,9 +72,7 @@ class Batch:
         if op == "append":
             if gid in self._then:
                 self._all_to_rows()
-            before = len(self.columns)
-            self.columns.add(gid, arg)
-            if len(self.columns) > before:
+            if self.columns.add(gid, arg):
                 self._appended.add(gid)
                 return
             arg = ()  # no entry: a row, which writes nothing but makes a flush wait for the group's disk

@@ -49,10 +49,11 @@ class AppendColumns:
     def __len__(self) -> int:
         return len(self.gids)
 
-    def add(self, gid: int, entries: Iterable[Tuple[LogId, Any]]) -> None:
+    def add(self, gid: int, entries: Iterable[Tuple[LogId, Any]]) -> int:
         """Record ``entries`` (``[((term, index), payload), ...]``) appended to
         group ``gid``, checked as the row form is (args.check_entries): a bad
-        entry raises InvalidArgument and records nothing of ``entries``."""
+        entry raises InvalidArgument and records nothing of ``entries``.
+        Returns how many were recorded."""
         gids, terms, indexes, sizes, data = self.gids, self.terms, self.indexes, self.sizes, self.data
         if type(data) is not bytearray:
             raise TypeError("these columns are read-only (off the wire, or submitted)")
@@ -76,6 +77,7 @@ class AppendColumns:
                 raise
             raise InvalidArgument(f"entries must be an iterable of ((term, index), payload), terms and "
                                   f"indexes in [0, {U64_MAX}]: {exc}") from None
+        return len(gids) - n
 
     def runs(self) -> List[Tuple[int, int, int]]:
         """``(gid, lo, hi)`` of each run of consecutive rows of one group."""

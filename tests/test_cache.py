@@ -51,3 +51,23 @@ def test_evicting_a_write_keeps_what_a_newer_write_put_at_its_indexes():
     cache.added(group, 5, 9, 2200, 5)
     cache.evict(synced=1200)  # the old write is durable, the newer one is not
     assert group.payloads == {i: b"new" for i in range(5, 10)}
+
+
+def test_evicting_one_entry_writes_keeps_what_newer_writes_put_at_their_indexes():
+    """The same rule for writes of one entry each (a round of many groups),
+    which eviction handles without the search: index 3 is rewritten by a
+    write not durable yet, index 4 is truncated away, 0..2 are plain."""
+    cache = PayloadCache(2, 10 ** 9)
+    group = GroupState(1)
+    group.payloads = {}
+    for i in range(5):  # one write per entry: 0..4, records at 100 * i
+        group.index.append(i, 1, 100 * i, 1)
+        group.payloads[i] = b"old"
+        cache.added(group, i, i, 100 * (i + 1), 1)
+    group.index.cut_tail(group.index.span_after(2)[0], 3)  # truncate(3): 3 and 4 go
+    group.index.append(3, 2, 1000, 1)
+    group.payloads[3] = b"new"
+    del group.payloads[4]
+    cache.added(group, 3, 3, 1100, 1)
+    cache.evict(synced=500)  # the five old writes are durable, the newer one is not
+    assert group.payloads == {3: b"new"}

@@ -56,6 +56,13 @@ class PayloadCache:
             # offsets grow along the index, so those are one run, found by a
             # search rather than an offset looked up per entry.
             index, stop = group.index, last + 1
+            if first == last:  # one entry (a round of many groups): the same rule, without the search
+                at = index.offset_at(first)
+                if at is None or at < end:
+                    payloads.pop(first, None)
+                    if not payloads:
+                        group.payloads = NO_PAYLOADS
+                continue
             lo, hi = max(first, index.first), min(stop, index.next_index())
             if lo < hi:
                 base = index.head - index.first

@@ -147,7 +147,7 @@ class Disk:
         """
         if len(entries) == 1:
             log_id, payload = entries[0]
-            return self._append_one(group, log_id, payload, apply)
+            return self.append_singles(((group, log_id, payload),), apply)
         gid = group.gid
         index = group.index
         places = index.places
@@ -202,59 +202,91 @@ class Disk:
         if self.cache.evictable(self.synced):
             self.cache.evict(self.synced)
 
-    def append_columns(self, group, columns, lo, hi, starts, apply):
-        """``append`` of rows ``[lo, hi)`` of ``columns`` (an AppendColumns, checked;
-        consecutive entries of ``group``); ``starts[k]`` is where row k's payload
-        starts in ``columns.data``."""
-        if hi - lo == 1:
-            at = starts[lo]
-            return self._append_one(group, (columns.terms[lo], columns.indexes[lo]),
-                                    columns.data[at:at + columns.sizes[lo]], apply)
-        return self.append(group, columns.entries(lo, hi, starts), apply)
+    def append_columns(self, runs, columns, starts, apply):
+        """``append`` of the runs of a checked AppendColumns that fall on this
+        disk, in order: ``runs`` holds ``(group, lo, hi)``, rows ``[lo, hi)``
+        being consecutive entries of ``group``; ``starts[k]`` is where row k's
+        payload starts in ``columns.data``."""
+        terms, indexes, sizes, data = columns.terms, columns.indexes, columns.sizes, columns.data
+        singles = []
+        for group, lo, hi in runs:
+            if hi - lo == 1:
+                at = starts[lo]
+                singles.append((group, (terms[lo], indexes[lo]), data[at:at + sizes[lo]]))
+                continue
+            if singles:
+                self.append_singles(singles, apply)
+                singles = []
+            self.append(group, columns.entries(lo, hi, starts), apply)
+        if singles:
+            self.append_singles(singles, apply)
 
-    def _append_one(self, group, log_id, payload, apply):
-        """``append`` of a single entry (the common case of a multi-group batch), shorter."""
-        term, idx = log_id
-        index = group.index
-        if len(index.places) >> 1 == index.head:  # empty (len(index), without the call)
-            index.start_at(idx, term)
-        size = len(payload)
-        offset = self.end
-        head = _pack_append(APPEND, group.gid, term, idx, size)
-        buf = self.pending
-        buf += head
-        buf += payload
-        buf += _pack_crc(_crc32(payload, _crc32(head)))
-        if index.terms != term:  # (equal: the one term of every entry, nothing to add)
-            index.add_term(term)
-        places = index.places
-        places.append(offset)
-        places.append(size)
-        payloads = group.payloads
-        if payloads is NO_PAYLOADS:
-            payloads = group.payloads = {}
-        payloads[idx] = payload
-        self.appended += 1
-        self.appended_bytes += size
-        self.end = end = offset + APPEND_OVERHEAD + size
-        chunks = self.chunks
-        chunks.live_bytes += APPEND_OVERHEAD + size
-        chunk = chunks.open
-        chunk.records += 1
-        chunk.live += 1
-        if group.chunk is not chunk:  # chunks.touch, inlined
-            group.chunk = chunk
-            chunk.touched.append(group)
-        apply(group, ((log_id, payload),))
-        cache = self.cache
-        cache.writes.append((group, idx, idx, end, size))  # cache.added, inlined: the hot path
-        cache.items += 1
-        cache.bytes += size
-        if (chunk.records >= self.max_records or end - chunk.start >= self.max_size
-                or len(buf) >= self.write_buffer_size):
-            self.after_write()
-        if (cache.items > cache.max_items or cache.bytes > cache.max_bytes) and cache.writes[0][3] <= self.synced:
+    def append_singles(self, singles, apply):
+        """``append`` of one entry to each of many groups, ``singles`` holding
+        ``(group, log_id, payload)``: a round of many Raft groups.
+
+        The loop every such entry runs, so it makes no method call in the
+        common case: every name is hoisted out of it, and the counters are
+        kept in locals and stored before anything that reads them (a
+        rotation, a send) and at the end.
+        """
+        pack, pack_crc, crc32 = _pack_append, _pack_crc, _crc32
+        chunks, cache = self.chunks, self.cache
+        writes = cache.writes
+        max_records, max_size, buffer_size = self.max_records, self.max_size, self.write_buffer_size
+        buf, chunk, end = self.pending, chunks.open, self.end
+        limit = chunk.start + max_size
+        count = nbytes = 0
+        for group, log_id, payload in singles:
+            term, idx = log_id
+            index = group.index
+            places = index.places
+            if len(places) >> 1 == index.head:  # empty (len(index), without the call)
+                index.start_at(idx, term)
+                places = index.places
+            size = len(payload)
+            head = pack(APPEND, group.gid, term, idx, size)
+            buf += head
+            buf += payload
+            buf += pack_crc(crc32(payload, crc32(head)))
+            if index.terms != term:  # (equal: the one term of every entry, nothing to add)
+                index.add_term(term)
+            places.append(end)
+            places.append(size)
+            payloads = group.payloads
+            if payloads is NO_PAYLOADS:
+                payloads = group.payloads = {}
+            payloads[idx] = payload
+            end += APPEND_OVERHEAD + size
+            count += 1
+            nbytes += size
+            if group.chunk is not chunk:  # chunks.touch, inlined
+                group.chunk = chunk
+                chunk.touched.append(group)
+            apply(group, ((log_id, payload),))
+            writes.append((group, idx, idx, end, size))  # cache.added, inlined
+            chunk.records += 1
+            if chunk.records >= max_records or end >= limit or len(buf) >= buffer_size:
+                self._count_appends(chunk, end, count, nbytes)
+                count = nbytes = 0
+                self.after_write()
+                buf, chunk, end = self.pending, chunks.open, self.end
+                limit = chunk.start + max_size
+        self._count_appends(chunk, end, count, nbytes)
+        if (cache.items > cache.max_items or cache.bytes > cache.max_bytes) and writes[0][3] <= self.synced:
             cache.evict(self.synced)  # cache.evictable, inlined
+
+    def _count_appends(self, chunk, end, count, nbytes):
+        """What ``append_singles`` wrote, counted where the rest of the disk reads it
+        (``chunk.records`` is counted as it goes: the loop reads it)."""
+        self.end = end
+        self.appended += count
+        self.appended_bytes += nbytes
+        chunk.live += count
+        self.chunks.live_bytes += nbytes + count * APPEND_OVERHEAD
+        cache = self.cache
+        cache.items += count
+        cache.bytes += nbytes
 
     def after_write(self):
         chunk = self.chunks.open

@@ -478,15 +478,22 @@ class Store:
         return crowded
 
     def _apply_columns(self, columns, runs, placement, crowded):
-        """``_apply`` of the runs of appends in columns that ``_plan_columns`` checked."""
+        """``_apply`` of the runs of appends in columns that ``_plan_columns``
+        checked, handed to each disk as one list (a group's runs stay in order:
+        a group is on one disk)."""
         groups = self._groups
-        starts = columns.payload_starts()
+        by_disk = {}
         for gid, lo, hi in runs:
             group = groups.get(gid)
             if group is None:
                 group = groups[gid] = placement[gid].create_group(gid)
-            disk = group.disk
-            disk.append_columns(group, columns, lo, hi, starts, apply_append)
+            disk_runs = by_disk.get(group.disk)
+            if disk_runs is None:
+                disk_runs = by_disk[group.disk] = []
+            disk_runs.append((group, lo, hi))
+        starts = columns.payload_starts()
+        for disk, disk_runs in by_disk.items():
+            disk.append_columns(disk_runs, columns, starts, apply_append)
             if disk.end - disk.synced > self._max_unsynced:
                 crowded = crowded or set()
                 crowded.add(disk)
