@@ -269,3 +269,64 @@ def test_new_groups_are_placed_on_a_disk_that_is_not_full(tmp_path):
         assert {store._groups[gid].disk.path for gid in range(1, 11)} == {d.path for d in store._disks} - {disk.path}
         switch[0] = False
         assert poll_for(lambda: disk.full is None, 10)
+
+
+class CountedWakeUps:
+    """The flusher's condition, counting the wake-ups of its thread."""
+
+    def __init__(self, cond):
+        self.cond = cond
+        self.notified = 0
+
+    def notify(self):
+        self.notified += 1
+        self.cond.notify()
+
+    def wait(self, timeout=None):
+        return self.cond.wait(timeout)
+
+    def __enter__(self):
+        return self.cond.__enter__()
+
+    def __exit__(self, *exc):
+        return self.cond.__exit__(*exc)
+
+
+class ThreadsOfFsync(GatedFsync):
+    """Remembers which thread ran each fsync, and how often the flusher's thread was woken."""
+
+    def __init__(self):
+        super().__init__()
+        self.threads = []
+        self.wake_ups = None
+
+    def __call__(self, fd):
+        self.threads.append(threading.current_thread())
+        super().__call__(fd)
+
+    def factory(self, *args, **kwargs):
+        flusher = super().factory(*args, **kwargs)
+        flusher._cond = self.wake_ups = CountedWakeUps(flusher._cond)
+        return flusher
+
+
+def test_a_lone_durable_writer_does_its_fsyncs_itself_and_the_thread_stays_asleep(data_dir):
+    """No hand-off: the caller that will wait carries out its flush in its own
+    thread, and the flusher's thread is not even woken (a wake-up costs a
+    switch to it and back). A flush with a callback, whose caller does not
+    wait, is the thread's."""
+    fsync = ThreadsOfFsync()
+    with Store.open(data_dir, flusher_factory=fsync.factory) as store:
+        g = store.group(1)
+        g.append([((1, 0), b"x")], flush=True)
+        woken = fsync.wake_ups.notified
+        for i in range(1, 50):
+            g.append([((1, i), b"x")], flush=True)
+        assert fsync.wake_ups.notified == woken
+        assert fsync.threads and set(fsync.threads) == {threading.current_thread()}
+        del fsync.threads[:]
+        done = threading.Event()
+        g.append([((1, 50), b"x")])
+        g.flush(callback=lambda err: done.set())
+        assert done.wait(10)
+        assert fsync.threads and threading.current_thread() not in fsync.threads

@@ -27,9 +27,12 @@ class ThreadFlusher:
     """Takes every request already waiting as one batch, writes it, fsyncs once.
 
     A thread does the work, but a caller about to block on a flush may do it
-    instead (``help``) when the thread is idle: a lone writer then pays for its
-    fsync and no thread hand-offs. Batches are taken and carried out under one
-    lock, so they run in submission order whoever runs them.
+    instead when the thread is idle: it says so first (``expect_help``), so
+    what it submits does not wake the thread, then carries it out (``help``).
+    A lone writer then pays for its fsync and no thread hand-off: a wake-up
+    and a switch to the thread and back cost about a third of an fsync here
+    (issue 12). Batches are taken and carried out under one lock, so they run
+    in submission order whoever runs them.
     """
 
     #: Seconds between attempts while the disk is full.
@@ -46,6 +49,8 @@ class ThreadFlusher:
         self._cond = threading.Condition()
         self._work = threading.Lock()
         self._stop = False
+        #: Callers between ``expect_help`` and the end of their ``help``.
+        self._helpers = 0
         self._thread = threading.Thread(target=self._run, name=f"flusher:{data_dir}", daemon=True)
         self._thread.start()
 
@@ -56,18 +61,33 @@ class ThreadFlusher:
     def submit(self, request):
         with self._cond:
             self._pending.append(request)
-            self._cond.notify()
+            if not self._helpers:
+                self._cond.notify()
 
     def stats(self):
         return self.writer.snapshot()
 
+    def expect_help(self):
+        """A caller will ``help`` next (whatever happens meanwhile: the two go in a
+        try/finally): until then, submitting does not wake the thread."""
+        with self._cond:
+            self._helpers += 1
+
     def help(self):
-        """Carry out what waits now, in this thread, unless the flusher is busy."""
-        if self._pending and self.policy.may_write() and self._work.acquire(blocking=False):
-            try:
-                self._work_once()
-            finally:
-                self._work.release()
+        """Carry out what waits now, in this thread, unless the flusher is busy;
+        then wake the thread if anything is left for it (the busy thread's next
+        batch, or what another caller submitted meanwhile)."""
+        try:
+            if self._pending and self.policy.may_write() and self._work.acquire(blocking=False):
+                try:
+                    self._work_once()
+                finally:
+                    self._work.release()
+        finally:
+            with self._cond:
+                self._helpers -= 1
+                if self._pending:
+                    self._cond.notify()
 
     def close(self):
         """Finish what was submitted, then stop."""

@@ -259,15 +259,19 @@ class Store:
             result.append(error)
             done.set()
 
-        start(callback)
         if self.pump is None:
-            for disk in self._disks:
-                help_flush = getattr(disk.flusher, "help", None)  # a flusher a caller may help
-                if help_flush is not None:
-                    help_flush()
+            helped = [d.flusher for d in self._disks if hasattr(d.flusher, "help")]  # a flusher a caller may help
+            for flusher in helped:
+                flusher.expect_help()
+            try:
+                start(callback)
+            finally:
+                for flusher in helped:
+                    flusher.help()
             if not done.wait(timeout):
                 raise Timeout(f"not durable after {timeout} s")
         else:
+            start(callback)
             deadline = None if timeout is None else time.monotonic() + timeout
             while not done.is_set():
                 remaining = 0.05 if deadline is None else min(0.05, deadline - time.monotonic())
