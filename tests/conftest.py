@@ -26,8 +26,10 @@ def open_store(data_dir):
 
 
 def snapshot(path):
-    """Every file of a directory and its bytes (LOCK aside: it holds a pid)."""
-    return {name: (path / name).read_bytes() for name in sorted(os.listdir(path)) if name != "LOCK"}
+    """Every file of a directory and its bytes. LOCK aside: it holds a pid; and
+    NEXT: zeros the flush thread makes ahead when it is idle, after whatever
+    write began the open chunk (workers/writer.py)."""
+    return {name: (path / name).read_bytes() for name in sorted(os.listdir(path)) if name not in ("LOCK", "NEXT")}
 
 
 def chunk_names(path):

@@ -156,7 +156,7 @@ def test_the_workload_exercises_what_crashes_must_not_break():
     assert flusher["removed"] >= 5, "chunks were deleted"
     assert "lagging" in events and "relocated" in events, "a lagging group was reported, then relocated"
     records = [rec for name in fs.file_names(PATH) if name.startswith("r-")
-               for _, rec, _ in codec.iter_records(fs.read(f"{PATH}/{name}"))]
+               for _, rec, _ in codec.iter_records(fs.read(f"{PATH}/{name}"), room=True)]
     assert any(rec.type == codec.STATE and rec.gid == 5 for rec in records), "a state was carried forward"
     assert any(rec.type == codec.RELOCATE for rec in records)
     with open_store(fs, PATH, **SETTINGS) as store:
@@ -232,7 +232,7 @@ def test_a_relocation_run_cut_short_by_a_crash_is_dropped_whole(kept):
     disk = crashed.after_crash(KeepAll())  # every write reached the disk, untorn; cut below
     newest = f"{PATH}/{[n for n in disk.file_names(PATH) if n.startswith('r-')][-1]}"
     data = disk.read(newest)
-    copies = [pos for pos, rec, _ in codec.iter_records(data) if rec.type == codec.RELOCATE and rec.gid == 2]
+    copies = [pos for pos, rec, _ in codec.iter_records(data, room=True) if rec.type == codec.RELOCATE and rec.gid == 2]
     assert len(copies) == 6
     disk._files[newest].data[copies[kept]:] = b""  # what reached the disk
     disk._files[newest].durable = bytes(disk._files[newest].data)

@@ -307,6 +307,7 @@ class ThreadsOfFsync(GatedFsync):
     def factory(self, *args, **kwargs):
         flusher = super().factory(*args, **kwargs)
         flusher._cond = self.wake_ups = CountedWakeUps(flusher._cond)
+        self.flusher = flusher
         return flusher
 
 
@@ -319,6 +320,7 @@ def test_a_lone_durable_writer_does_its_fsyncs_itself_and_the_thread_stays_aslee
     with Store.open(data_dir, flusher_factory=fsync.factory) as store:
         g = store.group(1)
         g.append([((1, 0), b"x")], flush=True)
+        assert poll_for(lambda: not fsync.flusher.writer.wants_prepare, 10)  # the thread made the next chunk's file
         woken = fsync.wake_ups.notified
         for i in range(1, 50):
             g.append([((1, i), b"x")], flush=True)

@@ -255,7 +255,7 @@ def test_ten_thousand_raw_messages_while_a_good_client_works(start_server, tmp_p
     records = []
     for _, path in list_chunks(data)[0]:
         with open(path, "rb") as f:
-            records += [rec for _, rec, _ in codec.iter_records(f.read())]
+            records += [rec for _, rec, _ in codec.iter_records(f.read(), room=True)]
     assert {rec.gid for rec in records if rec.gid is not None} == {1, 2}
     assert [rec.value for rec in records if rec.gid == 1 and rec.type == codec.APPEND] == [((1, 0), b"kept")]
     assert len([rec for rec in records if rec.gid == 2 and rec.type == codec.APPEND]) == 300

@@ -15,8 +15,9 @@ from .test_store import SAMPLE_ENTRIES, SAMPLE_STATE, build_sample_data
 @pytest.fixture
 def sample(data_dir):
     """A data directory holding the sample, as a kill after the last flush leaves it;
-    its last record is commit((2, 5))."""
-    store = Store.open(data_dir, chunk_max_records=5)
+    its last record is commit((2, 5)), the last bytes of its file (not preallocated:
+    the tests cut and damage the tail, as raft-log's; see test_preallocated.py)."""
+    store = Store.open(data_dir, chunk_max_records=5, chunk_preallocate=False)
     g = store.group(1)
     build_sample_data(g)
     g.commit((2, 5))
@@ -56,14 +57,22 @@ def test_reopen_unfinished_chunk(sample):
 
 @pytest.mark.parametrize("zeros", [3, 1024 * 33])
 def test_reopen_unfinished_tailing_zero_chunk(sample, zeros):
+    """Zeros after the last record are room not used yet (what a preallocated
+    file holds): they stay, and the next records are written over them."""
     f = last_chunk(sample)
-    size = f.stat().st_size
-    os.truncate(f, size + zeros)
+    before = f.read_bytes()
+    os.truncate(f, len(before) + zeros)
     with reopen(sample) as store:
         g = store.group(1)
         assert g.state() == SAMPLE_STATE._replace(committed=(2, 5))
         assert list(g.read(0, 100)) == SAMPLE_ENTRIES
-        assert f.stat().st_size == size  # (a clean close then seals it)
+        assert f.stat().st_size == len(before) + zeros
+        g.save_vote((3, 1), flush=True)
+        after = f.read_bytes()
+        assert after[:len(before)] == before
+        assert codec.decode(after, len(before))[0].type == codec.SAVE_VOTE  # where the zeros began
+    with reopen(sample) as store:
+        assert store.group(1).state() == SAMPLE_STATE._replace(committed=(2, 5), vote=(3, 1))
 
 
 def test_reopen_unfinished_tailing_not_all_zero_chunk(sample):

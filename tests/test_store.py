@@ -304,7 +304,20 @@ def test_flush_callback(open_store):
 
 
 def test_on_disk_size(open_store, data_dir):
-    store = open_store(chunk_max_records=5)
+    """bytes_on_disk counts the records: the chunk files, the newest one but
+    for the room preallocated beyond its records (chunk_max_size in all)."""
+    store = open_store(chunk_max_records=5, chunk_max_size=4096)
+    build_sample_data(store.group(1))
+    store.flush()
+    disk = store.stat()["disks"][0]
+    *sealed, newest = chunk_names(data_dir)
+    used_of_newest = disk["end"] - disk["oldest_chunk"] - sum((data_dir / n).stat().st_size for n in sealed)
+    assert (data_dir / newest).stat().st_size == 4096 > used_of_newest > 0
+    assert disk["bytes_on_disk"] == sum((data_dir / n).stat().st_size for n in sealed) + used_of_newest
+
+
+def test_on_disk_size_without_preallocation(open_store, data_dir):
+    store = open_store(chunk_max_records=5, chunk_preallocate=False)
     build_sample_data(store.group(1))
     store.flush()
     disk = store.stat()["disks"][0]

@@ -48,6 +48,10 @@ class OsFiles:
     def fsize(self, fd):
         return os.fstat(fd).st_size
 
+    def ftruncate(self, fd, size):
+        """Cut the file at ``size`` (durable at its next fsync)."""
+        os.ftruncate(fd, size)
+
     # -- paths
 
     def listdir(self, path):
@@ -66,6 +70,10 @@ class OsFiles:
 
     def unlink(self, path):
         os.unlink(path)
+
+    def rename(self, source, target):
+        """Atomically (durable once the directory is synced)."""
+        os.rename(source, target)
 
     def makedirs(self, path):
         os.makedirs(path, exist_ok=True)

@@ -19,6 +19,9 @@ class WriteRequest(NamedTuple):
     data: bytes
     #: fsync before reporting (with every file written before it).
     sync: bool
+    #: Bytes to give a chunk's file when the writer creates it (0: none): see
+    #: ChunkWriter, "preallocated chunk files".
+    reserve: int = 0
 
 
 class RemoveRequest(NamedTuple):
@@ -30,7 +33,7 @@ class RemoveRequest(NamedTuple):
 # ------------------------------------------------------------ worker wire format
 #
 # Front -> worker (PUSH -> PULL), one message per request:
-#   write:  [msgpack ["w", seq, chunk, at, sync], data]
+#   write:  [msgpack ["w", seq, chunk, at, sync, reserve], data]
 #   remove: [msgpack ["r", seq, [chunk, ...]]]
 #   stop:   [msgpack ["stop"]]          finish what was received, then exit 0
 # Worker -> front (XPUB -> SUB):
@@ -48,7 +51,7 @@ import msgpack  # noqa: E402
 def pack_request(req):
     """Frames of a request for the worker."""
     if isinstance(req, WriteRequest):
-        return [msgpack.packb(["w", req.seq, req.chunk, req.at, req.sync]), req.data]
+        return [msgpack.packb(["w", req.seq, req.chunk, req.at, req.sync, req.reserve]), req.data]
     return [msgpack.packb(["r", req.seq, list(req.chunks)])]
 
 
@@ -59,8 +62,8 @@ def unpack_request(frames):
     """A WriteRequest, RemoveRequest, or None for stop."""
     head = msgpack.unpackb(frames[0])
     if head[0] == "w":
-        _, seq, chunk, at, sync = head
-        return WriteRequest(seq, chunk, at, frames[1], sync)
+        _, seq, chunk, at, sync, reserve = head
+        return WriteRequest(seq, chunk, at, frames[1], sync, reserve)
     if head[0] == "r":
         return RemoveRequest(head[1], tuple(head[2]))
     if head[0] == "stop":

@@ -14,6 +14,8 @@ LOCK_FILE = "LOCK"
 MARKS_FILE = "MARKS"
 #: See workers/writer.py: space held back for the records that free space.
 SPARE_FILE = "SPARE"
+#: See workers/writer.py: the next chunk's file, allocated ahead.
+PREPARED_FILE = "NEXT"
 _PREFIX = "r-"
 _SUFFIX = ".wal"
 
@@ -47,7 +49,7 @@ def list_chunks(data_dir, files=OS_FILES):
     (hidden files are skipped silently: test hooks keep theirs there)."""
     chunks, ignored = [], []
     for name in files.listdir(data_dir):
-        if name in (LOCK_FILE, MARKS_FILE, SPARE_FILE) or name.startswith("."):
+        if name in (LOCK_FILE, MARKS_FILE, SPARE_FILE, PREPARED_FILE) or name.startswith("."):
             continue
         offset = parse_chunk_file_name(name)
         if offset is None:

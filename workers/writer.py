@@ -9,18 +9,35 @@ torn tail only in the newest chunk. Removals wait for
 that fsync, so a chunk is never deleted before the records that made it dead
 are on stable storage. Errors propagate: the caller must treat the disk as
 failed, never retry an fsync as if nothing happened.
+
+Preallocated chunk files. A write request may carry ``reserve``: the size
+its chunk's file gets when the writer creates it, zero-filled
+(``posix_fallocate``). Records then land inside the file, its size does not
+change, and an fdatasync has no metadata to write: 0.67-0.76x the time of
+one that grows the file (issue 12). The next chunk's file is made ahead
+(``prepare``, PREPARED_FILE), by the writer's owner while it is idle, and
+renamed into place when the chunk begins; a prepared file left by an earlier
+run is never used (its rename may not have become durable while records went
+into it). Before a chunk begins, the one before it is cut to its last record
+and made durable. What recovery tells apart (shardlog.engine.recovery):
+zeros after the newest chunk's last record are room not used yet; a record
+cut short then zeros is a torn write; zeros after a footer are a cut the
+writer did not get to make.
 """
 
 import bisect
 import collections
 import errno
+import logging
 import os
 import time
 
 from .files import OS_FILES
 from .marks import MarksWriter, read_marks
 from .messages import RemoveRequest
-from .naming import SPARE_FILE, chunk_path, list_chunks
+from .naming import PREPARED_FILE, SPARE_FILE, chunk_path, list_chunks
+
+log = logging.getLogger(__name__)
 
 #: Errors of a write that say the disk (or the process's file size limit) is
 #: full: the bytes were not written, and writing them again later is safe.
@@ -83,18 +100,74 @@ class ChunkWriter:
         self.low = None
         self._spare_checked = 0.0
         self.restore_spare()
+        self._prepared_path = os.path.join(self.data_dir, PREPARED_FILE)
+        #: Size of the chunk files to make ahead: the latest request's reserve.
+        self._reserve = 0
+        #: Size of the prepared file this writer made (0: none).
+        self._prepared = 0
+        #: ``prepare`` tried since the last chunk began (a disk without room is not asked again).
+        self._prepare_tried = False
+        self._discard_prepared()
 
-    def _fd(self, chunk):
-        fd = self._fds.get(chunk)
-        if fd is None:
-            if not self._fds and self.marks.create():
-                self.files.sync_dir(self.data_dir)
-            fd = self.files.open(chunk_path(self.data_dir, chunk), "w")
-            self._fds[chunk] = fd
-            # The file may be new, or created by a worker that died before
-            # fsyncing the directory: make its entry durable either way.
-            self._dir_dirty = True
+    def _begin(self, chunk, reserve):
+        """Open ``chunk``'s file for the first time in this writer. The chunk
+        before it is cut to its end and made durable first: after a crash,
+        only the newest chunk can have a torn tail or room not used yet."""
+        self._reserve = reserve
+        older = [c for c in self._fds if c < chunk]
+        if older:
+            before = max(older)
+            if self.files.fsize(self._fds[before]) > chunk - before:
+                self.files.ftruncate(self._fds[before], chunk - before)
+                self._dirty.add(before)
+        if self._dirty and min(self._dirty) < chunk:
+            self.sync()
+        if not self._fds and self.marks.create():
+            self.files.sync_dir(self.data_dir)
+        path = chunk_path(self.data_dir, chunk)
+        if reserve and self.low is None and not self.files.exists(path):
+            if self._prepared != reserve:
+                self._prepare_tried = False
+                self.prepare()
+            if self._prepared == reserve:
+                self.files.rename(self._prepared_path, path)
+                self._prepared = 0
+        self._prepare_tried = False
+        fd = self.files.open(path, "w")
+        self._fds[chunk] = fd
+        # The file may be new, or created by a worker that died before
+        # fsyncing the directory: make its entry durable either way.
+        self._dir_dirty = True
         return fd
+
+    # ------------------------------------------------------------ preallocated chunk files
+
+    @property
+    def wants_prepare(self):
+        """Whether ``prepare`` has work: its owner calls it when idle."""
+        return bool(self._reserve) and self._prepared != self._reserve and not self._prepare_tried
+
+    def prepare(self):
+        """Make the next chunk's file: ``reserve`` zero bytes, allocated and durable.
+        Without room for it (or on the spare), chunks grow as they are written."""
+        if not self.wants_prepare or self.low is not None:
+            return
+        self._prepare_tried = True
+        self._discard_prepared()
+        try:
+            self.files.allocate(self._prepared_path, self._reserve)
+        except OSError as exc:
+            log.warning("%s: chunk files are not preallocated for now: %s", self.data_dir, exc)
+            self._discard_prepared()
+            return
+        self._prepared = self._reserve
+
+    def _discard_prepared(self):
+        self._prepared = 0
+        try:
+            self.files.unlink(self._prepared_path)
+        except FileNotFoundError:
+            pass
 
     # ------------------------------------------------------------ the spare
 
@@ -176,12 +249,14 @@ class ChunkWriter:
                 removals.append(req)
                 continue
             if req.data:
-                if self._dirty and min(self._dirty) < req.chunk:
+                fd = self._fds.get(req.chunk)
+                if fd is None:
+                    fd = self._begin(req.chunk, req.reserve)
+                elif self._dirty and min(self._dirty) < req.chunk:
                     # A new chunk is begun only once the older ones are durable:
                     # then after a crash only the newest chunk can have a torn
                     # tail, and damage anywhere else is real damage.
                     self.sync()
-                fd = self._fd(req.chunk)
                 view = memoryview(req.data)
                 pos = req.at - req.chunk
                 while view:

@@ -192,6 +192,10 @@ def _cmd_dump(args):
             data = f.read()
         pos = n = 0
         while pos < len(data):
+            if codec.is_room(data, pos):
+                print(f"  ROOM [{start + pos}, {start + len(data)}) {len(data) - pos} bytes preallocated, "
+                      "not used yet")
+                break
             try:
                 rec, end = codec.decode(data, pos)
             except (codec.Incomplete, codec.BadRecord) as exc:

@@ -430,23 +430,43 @@ def decode(buf, pos=0, with_gid=True):
     return Record(rtype, gid, value), cur.pos
 
 
-def iter_records(data, with_gid=True):
+def iter_records(data, with_gid=True, room=False):
     """``(offset, Record, end)`` of each record in ``data``, in order.
 
     Stops with Incomplete or BadRecord at the first record that does not
     decode; ``is_torn_tail(data, offset, error)`` tells whether that is what
-    a crash mid-write leaves.
+    a crash mid-write leaves. With ``room``, stops quietly where the rest is
+    room (``is_room``: a preallocated chunk file).
     """
     pos = 0
     while pos < len(data):
+        if room and is_room(data, pos):
+            return
         record, end = decode(data, pos, with_gid)
         yield pos, record, end
         pos = end
 
 
+def is_room(data, offset):
+    """Nothing but zero bytes from ``offset`` on: room preallocated for records
+    (workers/writer.py) and not used yet, or not reached by a write."""
+    return not bytes(data[offset:]).rstrip(b"\x00")
+
+
 def is_torn_tail(data, offset, error):
-    """A record cut short, or nothing but zero bytes from ``offset`` on."""
-    return isinstance(error, Incomplete) or not bytes(data[offset:]).strip(b"\x00")
+    """A record cut short, or nothing but zero bytes from ``offset`` on. In a
+    preallocated file a record cut short reads as its first bytes, then
+    zeros: those first bytes alone decode as incomplete."""
+    if isinstance(error, Incomplete) or is_room(data, offset):
+        return True
+    written = bytes(data[offset:]).rstrip(b"\x00")
+    try:
+        decode(written, 0)
+    except Incomplete:
+        return True
+    except BadRecord:
+        return False
+    return False
 
 
 def describe(record: Record) -> str:

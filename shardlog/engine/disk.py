@@ -40,6 +40,8 @@ SOFT_SLACK, HARD_SLACK = 2, 4
 #: meanwhile: 10,000 held it for 24-84 ms, and busy groups beside 100k idle
 #: ones lost half their rate.
 SCAN_LIMIT = 256
+#: The room preallocated for a disk's first chunk (see Disk._reserve_for_next).
+FIRST_RESERVE = 4 << 20
 
 # Bound once: the hot path calls them for every entry.
 _pack_append = APPEND_HEAD.pack
@@ -54,6 +56,10 @@ class Disk:
         self.max_size = settings["chunk_max_size"]
         self.max_records = settings["chunk_max_records"]
         self.write_buffer_size = settings["write_buffer_size"]
+        self.preallocate = settings["chunk_preallocate"]
+        #: Bytes the open chunk's file is given up front (workers/writer.py,
+        #: "preallocated chunk files"): see _reserve_for_next.
+        self.reserve = 0
         self.cache = PayloadCache(settings["cache_max_items"], settings["cache_max_bytes"])
         self.readers = Readers(self.path, settings["max_open_chunk_files"], files)
         self.chunks = recovered.chunks
@@ -95,6 +101,8 @@ class Disk:
                                        synced=recovered.end, on_full=self._on_full, on_low=self._on_low)
         if self.chunks.open is None:  # a fresh disk, or the newest chunk is sealed
             self._open_chunk()
+        else:  # (its file exists: the writer makes the next one this size)
+            self.reserve = self._reserve_for_next()
 
     # ------------------------------------------------------------ writing
 
@@ -295,7 +303,19 @@ class Disk:
         if len(self.pending) >= self.write_buffer_size:
             self._send(sync=False)
 
+    def _reserve_for_next(self):
+        """What the next chunk's file is given: twice the biggest of the last
+        chunks (so chunks that close on their record count, or at a clean
+        stop, are not given chunk_max_size each), chunk_max_size at most,
+        4 MiB for the first."""
+        if not self.preallocate:
+            return 0
+        sealed = [c.end - c.start for c in self.chunks.chunks[-5:] if c.end is not None]
+        wanted = 2 * max(sealed) if sealed else FIRST_RESERVE
+        return min(self.max_size, -(-wanted // 4096) * 4096)
+
     def _open_chunk(self):
+        self.reserve = self._reserve_for_next()
         chunk = self.chunks.add(self.end)
         record = codec.encode_chunk_header(chunk.start)
         self.pending += record
@@ -341,7 +361,7 @@ class Disk:
             return
         self.seq += 1
         self.flusher.submit(WriteRequest(self.seq, self.chunks.open.start, self.pending_at,
-                                         self.pending, sync))
+                                         self.pending, sync, self.reserve))
         self.pending = bytearray()
         self.pending_at = self.end
         if sync:
@@ -663,7 +683,7 @@ class Disk:
             "groups": self.group_count,
             "chunks": len(self.chunks),
             "oldest_chunk": self.chunks.chunks[0].start,
-            "bytes_on_disk": self.end - self.chunks.chunks[0].start,
+            "bytes_on_disk": self.end - self.chunks.chunks[0].start,  # the records (see reserve)
             "end": self.end,
             "synced": self.synced,
             "unsynced_bytes": self.end - self.synced,

@@ -86,7 +86,7 @@ class ThreadFlusher:
         finally:
             with self._cond:
                 self._helpers -= 1
-                if self._pending:
+                if self._pending or self.writer.wants_prepare:  # (preparing is the thread's: see _run)
                     self._cond.notify()
 
     def close(self):
@@ -112,13 +112,15 @@ class ThreadFlusher:
                 self._cond.notify()  # the thread retries, whoever ran this batch
 
     def _run(self):
-        policy = self.policy
+        """Batches; and when idle, the next chunk's file made ahead, or a look
+        at the free space now and then while on the spare."""
+        policy, writer = self.policy, self.writer
         while True:
             with self._cond:
-                while not self._pending and not self._stop and policy.low is None:
+                while not self._pending and not self._stop and policy.low is None and not writer.wants_prepare:
                     self._cond.wait()
                 idle = not self._pending and not self._stop
-                if idle:  # on the spare: look at the free space now and then
+                if idle and policy.low is not None:
                     self._cond.wait(SPARE_RECHECK)
                     idle = not self._pending and not self._stop
                 if not idle:
@@ -132,7 +134,9 @@ class ThreadFlusher:
                         self._cond.wait(policy.retry_in())
                         continue
             with self._work:
-                if idle:
+                if not idle:
+                    self._work_once()
+                elif policy.low is not None:
                     policy.look_at_space(time.monotonic())
                 else:
-                    self._work_once()
+                    writer.prepare()

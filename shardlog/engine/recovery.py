@@ -10,9 +10,12 @@ same ``ops`` functions that applied it when it was written.
 What must be there is known, not guessed: the data directory's marks
 (workers/marks.py) say where the stream begins and how far it was durable,
 and each chunk names its own offset. A missing chunk, or a stream cut below
-what was synced, is ``ChunkMissing``. A torn last record or trailing zeros of
-the *newest* chunk is what a crash mid-write leaves: it is cut off (if
-``truncate_incomplete_record``). What other damage does depends on the mode
+what was synced, is ``ChunkMissing``. A torn last record of the *newest*
+chunk is what a crash mid-write leaves: it is cut off (if
+``truncate_incomplete_record``). Zeros after its last record are room
+preallocated and not used yet (workers/writer.py), and stay; zeros after a
+footer are a cut the writer did not get to make before the next chunk
+began, and it is made here. What other damage does depends on the mode
 (see ``replay``): by default it is an error naming the file and the offset;
 only ``salvage``, chosen by an operator, skips it, and reports every range
 it lost.
@@ -399,6 +402,8 @@ def replay(data_dir, truncate_incomplete_record=True, mode="tolerate-tail", foot
     chunks = state.stream.chunks
     expected = None
     cut = ()
+    #: ``(path, size)`` of sealed chunks with room preallocated after their footer.
+    trims = []
     lost = []
     read_footers = 0
     last_format = None
@@ -434,6 +439,9 @@ def replay(data_dir, truncate_incomplete_record=True, mode="tolerate-tail", foot
             None if marks is None else marks[1])
         if chunk_cut:
             cut = chunk_cut
+        if sealed and size < len(data):
+            log.info("%s: cutting the %d bytes preallocated after its footer", path, len(data) - size)
+            trims.append((path, size))
         expected = start + size
         if sealed or last_format != codec.FORMAT_VERSION:
             chunk.end = expected
@@ -449,6 +457,8 @@ def replay(data_dir, truncate_incomplete_record=True, mode="tolerate-tail", foot
             chunks.seal(chunk, state.groups)
     if cut:
         fs.truncate(cut[0], cut[2])
+    for path, at in trims:
+        fs.truncate(path, at)
     if files and chunks.chunks[-1].records == 0:
         # A last chunk holding nothing (created, then the crash): drop it whole.
         fs.unlink(files[-1][1])
@@ -534,6 +544,9 @@ def _replay_chunk(state, chunk, data, start, path, last_chunk, mode, truncate_in
     while pos < size:
         try:
             if sealed:
+                if codec.is_room(data, pos):  # preallocated: cut by the caller
+                    size = pos
+                    break
                 raise CorruptedLog(path, pos, "records after the chunk's footer")
             if pos + 4 > size:
                 raise Incomplete(f"record needs {pos + 4 - size} more bytes")
@@ -597,6 +610,9 @@ def _replay_chunk(state, chunk, data, start, path, last_chunk, mode, truncate_in
             if synced_mark is not None and start + pos < synced_mark:
                 raise ChunkMissing(path, pos, f"{reason}, below the {synced_mark - start} bytes of "
                                               "this chunk that were durable") from None
+            if codec.is_room(data, pos):  # not used yet: the writer goes on from here
+                size = pos
+                break
             if not torn and resync(data, pos + 1) < size:
                 raise CorruptedLog(path, pos, f"{reason}, and valid records follow: damage, "
                                               "not a torn write") from None

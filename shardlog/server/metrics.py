@@ -52,7 +52,8 @@ def render(stat):
          lambda d: d["appended_bytes"]),
         ("shardlog_unsynced_bytes", "gauge", "Bytes written to the stream and not yet durable.",
          lambda d: d["unsynced_bytes"]),
-        ("shardlog_disk_bytes", "gauge", "Bytes of the stream's chunk files on disk.",
+        ("shardlog_disk_bytes", "gauge", ("Bytes of the stream's records on disk "
+                                                "(the chunk being written is preallocated beyond them)."),
          lambda d: d["bytes_on_disk"]),
         ("shardlog_chunks", "gauge", "Chunk files of the disk.", lambda d: d["chunks"]),
         ("shardlog_groups", "gauge", "Groups placed on the disk.", lambda d: d["groups"]),

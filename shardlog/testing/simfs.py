@@ -132,6 +132,13 @@ class SimFiles:
             self._op("fstat")
             return len(self._fds[fd].data)
 
+    def ftruncate(self, fd, size):
+        with self._lock:
+            self._op("ftruncate")
+            f = self._fds[fd]
+            del f.data[size:]
+            f.pending.append(("t", size))
+
     # -- paths
 
     def listdir(self, path):
@@ -166,6 +173,12 @@ class SimFiles:
             self._op(f"unlink {path}")
             if self._files.pop(path, None) is None:
                 raise FileNotFoundError(2, "No such file or directory", path)
+
+    def rename(self, source, target):
+        with self._lock:
+            self._op(f"rename {source}")
+            self._files[target] = self._file(source)
+            del self._files[source]
 
     def makedirs(self, path):
         with self._lock:
@@ -238,6 +251,8 @@ class InlineFlusher:
         while self._pending and self.policy.failed is None:
             batch, self._pending = self._pending, []
             self.policy.write(batch)  # its callbacks may submit more: the loop runs them too
+        if self.policy.failed is None:
+            self.writer.prepare()  # what the thread does when idle
 
     def stats(self):
         return self.writer.snapshot()

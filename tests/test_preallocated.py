@@ -1,0 +1,202 @@
+"""Preallocated chunk files: made ahead, renamed into place, cut to their footer,
+and told apart from torn writes at recovery (workers/writer.py)."""
+
+import errno
+import logging
+import os
+
+import pytest
+
+from shardlog import ChunkMissing, CorruptedLog, Store
+from shardlog.engine import codec
+from shardlog.engine.flusher import ThreadFlusher
+from shardlog.workers.files import OsFiles
+from shardlog.workers.naming import PREPARED_FILE
+
+from .conftest import chunk_names, forget_sync, kill_after_flush
+from .service import poll_for
+
+PAYLOAD = b"p" * 100
+
+
+def fill(store, gid, first, n):
+    g = store.group(gid)
+    for i in range(first, first + n):
+        g.append([((1, i), PAYLOAD)])
+    g.flush()
+    return g
+
+
+def written_and_killed(data_dir):
+    """Five entries, then a kill: the chunk file and where its records end in it."""
+    store = Store.open(data_dir)
+    fill(store, 1, 0, 5)
+    end = store.stat()["disks"][0]["end"]
+    kill_after_flush(store)
+    [name] = chunk_names(data_dir)
+    return data_dir / name, end - int(name[2:-4].replace("_", ""))
+
+
+def prepared_made(data_dir):
+    return poll_for(lambda: (data_dir / PREPARED_FILE).exists(), 10)
+
+
+def test_a_new_chunk_has_its_room_from_the_start_and_the_next_one_is_made_ahead(data_dir):
+    with Store.open(data_dir, chunk_max_size=64 << 10) as store:
+        fill(store, 1, 0, 10)
+        [first] = chunk_names(data_dir)
+        assert (data_dir / first).stat().st_size == 64 << 10  # the first chunk: min(4 MiB, chunk_max_size)
+        assert prepared_made(data_dir)
+        prepared = (data_dir / PREPARED_FILE).stat()
+        assert prepared.st_size == 64 << 10
+        fill(store, 1, 10, 600)  # past 64 KiB: the chunk rotates
+        names = chunk_names(data_dir)
+        assert len(names) >= 2
+        assert (data_dir / names[1]).stat().st_ino == prepared.st_ino, "the prepared file became the chunk"
+        # The chunk before it was cut to its footer, so the next open reads the footer.
+        store_end = store.stat()["disks"][0]
+        sealed = data_dir / names[0]
+        second_start = int(names[1][2:-4].replace("_", ""))
+        assert sealed.stat().st_size == second_start - store_end["oldest_chunk"]
+        assert codec.footer_start(sealed.read_bytes()[-16:], sealed.stat().st_size) is not None
+    with Store.open(data_dir, chunk_max_size=64 << 10) as store:
+        assert store.group(1).state().last == (1, 609)
+
+
+def test_a_chunk_sealed_before_its_room_is_full_is_cut_to_its_footer(data_dir):
+    """... when the next chunk begins, so that the next open reads its footer."""
+    with Store.open(data_dir, chunk_max_records=50, chunk_max_size=64 << 10) as store:
+        fill(store, 1, 0, 60)
+        first, second = chunk_names(data_dir)
+        size = (data_dir / first).stat().st_size
+        assert size == int(second[2:-4].replace("_", "")) < 64 << 10
+        assert codec.footer_start((data_dir / first).read_bytes()[-16:], size) is not None
+    from shardlog.engine.recovery import replay
+    assert replay(str(data_dir)).footers == 2
+
+
+def test_chunks_that_close_on_their_record_count_get_little_room(data_dir):
+    """Twice the biggest of the last chunks: 5-record chunks do not get 4 MiB each."""
+    with Store.open(data_dir, chunk_max_records=5) as store:
+        fill(store, 1, 0, 40)
+        *_, newest = chunk_names(data_dir)
+        assert (data_dir / newest).stat().st_size <= 8192
+
+
+def test_a_torn_record_in_a_preallocated_file_is_cut_in_strict_mode_too(data_dir, caplog):
+    """A record cut short reads as its first bytes, then the zeros of the room:
+    a torn write, as raft-log's rule says, not damage."""
+    f, end = written_and_killed(data_dir)
+    data = bytearray(f.read_bytes())
+    # A commit written after the last record, but only its first 10 bytes.
+    record = codec.encode(codec.COMMIT, 1, (1, 4))
+    data[end:end + 10] = record[:10]
+    f.write_bytes(bytes(data))
+    forget_sync(data_dir, synced=0)
+    with caplog.at_level(logging.WARNING):
+        with Store.open(data_dir, recovery_mode="strict") as store:
+            assert store.group(1).state().committed is None
+            assert store.group(1).state().last == (1, 4)
+    assert "cutting torn tail" in caplog.text
+
+
+def test_damage_followed_by_zeros_is_still_damage_in_strict_mode(data_dir):
+    f, end = written_and_killed(data_dir)
+    data = bytearray(f.read_bytes())
+    data[end:end + 8] = b"\xff" * 8  # no record begins like this
+    f.write_bytes(bytes(data))
+    forget_sync(data_dir, synced=0)
+    with pytest.raises(CorruptedLog):
+        Store.open(data_dir, recovery_mode="strict")
+
+
+def test_room_not_used_is_no_damage_and_says_nothing(data_dir, caplog):
+    store = Store.open(data_dir)
+    fill(store, 1, 0, 5)
+    kill_after_flush(store)
+    f = data_dir / chunk_names(data_dir)[-1]
+    size = f.stat().st_size
+    with caplog.at_level(logging.INFO, logger="shardlog"):
+        with Store.open(data_dir, recovery_mode="strict", truncate_incomplete_record=False) as store:
+            assert store.group(1).state().last == (1, 4)
+            assert f.stat().st_size == size
+    assert "cutting" not in caplog.text
+
+
+def test_durable_records_gone_to_zeros_are_missing_not_room(data_dir):
+    """Room is only ever after what was synced: zeros where durable records were
+    are a lost write, refused as for a file cut short."""
+    f, end = written_and_killed(data_dir)
+    data = bytearray(f.read_bytes())
+    data[end - 50:end] = bytes(50)
+    f.write_bytes(bytes(data))
+    with pytest.raises(ChunkMissing, match="were durable"):
+        Store.open(data_dir)
+
+
+def test_zeros_after_a_footer_are_cut_when_the_writer_did_not_get_to(data_dir):
+    """A writer that dies between sealing a chunk and beginning the next leaves
+    the sealed chunk's room after its footer."""
+    with Store.open(data_dir, chunk_max_records=5) as store:
+        fill(store, 1, 0, 12)
+    names = chunk_names(data_dir)
+    sealed = data_dir / names[0]
+    size = sealed.stat().st_size
+    os.truncate(sealed, size + 4096)
+    with Store.open(data_dir, chunk_max_records=5) as store:
+        assert store.group(1).state().last == (1, 11)
+        assert list(store.group(1).read(0, 12)) == [((1, i), PAYLOAD) for i in range(12)]
+    assert sealed.stat().st_size == size
+    with Store.open(data_dir, chunk_max_records=5) as store:
+        assert store.stat()["disks"][0]["chunks"] == len(chunk_names(data_dir))
+
+
+def test_a_prepared_file_left_by_an_earlier_run_is_never_used(data_dir):
+    """Its rename may not have become durable while records went into it: stale
+    records must never show up in a new chunk (here they would follow the new
+    chunk's records after some zeros, and be taken for damage or resurrected)."""
+    with Store.open(data_dir, chunk_max_records=20) as store:
+        fill(store, 1, 0, 10)
+    stale = codec.encode(codec.COMMIT, 1, (1, 3)) * 100
+    (data_dir / PREPARED_FILE).write_bytes(bytes(4096) + stale + bytes(4096))
+    store = Store.open(data_dir, chunk_max_records=20)
+    fill(store, 1, 10, 30)  # a chunk or two begins
+    kill_after_flush(store)
+    for name in chunk_names(data_dir):
+        assert stale[:64] not in (data_dir / name).read_bytes()
+    with Store.open(data_dir, chunk_max_records=20) as store:
+        assert store.group(1).state().last == (1, 39)
+        assert store.group(1).state().committed is None
+
+
+class NoRoom(OsFiles):
+    """A file system with room for records but not for a chunk's worth ahead."""
+
+    def allocate(self, path, size):
+        if os.path.basename(path) == PREPARED_FILE:
+            raise OSError(errno.ENOSPC, "No space left on device (test)")
+        return super().allocate(path, size)
+
+
+def test_without_room_for_a_reserve_chunks_grow_as_they_are_written(data_dir, caplog):
+    def factory(path, on_progress, on_failure, synced=0, on_full=None, on_low=None):
+        return ThreadFlusher(path, on_progress, on_failure, synced=synced, on_full=on_full, on_low=on_low,
+                             files=NoRoom(), spare_bytes=0)
+
+    with caplog.at_level(logging.WARNING):
+        with Store.open(data_dir, flusher_factory=factory, chunk_max_size=64 << 10) as store:
+            fill(store, 1, 0, 1200)
+            assert store.stat()["disks"][0]["full"] is None
+    assert "not preallocated" in caplog.text
+    assert not (data_dir / PREPARED_FILE).exists()
+    with Store.open(data_dir) as store:
+        assert store.group(1).state().last == (1, 1199)
+
+
+def test_preallocation_can_be_turned_off(data_dir):
+    with Store.open(data_dir, chunk_preallocate=False) as store:
+        fill(store, 1, 0, 10)
+        disk = store.stat()["disks"][0]
+        [name] = chunk_names(data_dir)
+        assert (data_dir / name).stat().st_size == disk["end"] - disk["oldest_chunk"]
+    assert not (data_dir / PREPARED_FILE).exists()
