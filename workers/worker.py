@@ -24,6 +24,7 @@ import time
 
 import zmq
 
+from . import trace
 from .messages import pack_event, unpack_request
 from .policy import FlushPolicy
 from .writer import SPARE_BYTES, ChunkWriter
@@ -104,7 +105,11 @@ def run(args):
         def on_done(seq, synced):
             nonlocal done_seq
             done_seq = seq
+            if trace.ON:
+                trace.stamp("worker.synced")
             pub.send(pack_event("done", seq, synced, writer.stats))
+            if trace.ON:
+                trace.stamp("worker.published")
 
         def on_full(message):
             if message is None:
@@ -140,6 +145,8 @@ def run(args):
                 frames = None
             while frames is not None:
                 # Take every request already waiting: one batch, one fsync.
+                if trace.ON:
+                    trace.stamp("worker.recv")
                 req = unpack_request(frames)
                 if req is None:
                     stopping = True
@@ -151,6 +158,8 @@ def run(args):
                 kept = policy.write(list(waiting))  # positional writes: a kept batch is written again whole
                 waiting.clear()
                 waiting.extend(kept)
+            if not waiting and writer.wants_prepare and not pull.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                writer.prepare()  # idle: the next chunk's file, made ahead
             if now >= next_beat:
                 if policy.low is not None and not waiting:  # space freed by someone else?
                     policy.look_at_space(now)
@@ -163,6 +172,7 @@ def run(args):
         writer.close()
         return 0
     finally:
+        trace.close()
         pull.close()
         pub.close()
         ctx.term()

@@ -42,6 +42,7 @@ from shardlog.errors import (
     VersionMismatch,
 )
 from shardlog.ops import AFTER_APPENDS, TAKEN_WHEN_LOW, WRITE_OPS
+from shardlog.workers import trace
 
 from .config import DEFAULT_RESERVE, engine_settings
 from .metrics import serve_metrics
@@ -206,6 +207,8 @@ class Front:
                             frames = self.router.recv_multipart(zmq.NOBLOCK)
                         except zmq.Again:
                             break
+                        if trace.ON:
+                            trace.stamp("front.recv")
                         self._handle(frames)
                         if self._stopping:
                             break
@@ -228,6 +231,8 @@ class Front:
     def _send(self, ident, data):
         try:
             self.router.send_multipart([ident, data], zmq.NOBLOCK)
+            if trace.ON:
+                trace.stamp("front.replied")
         except zmq.Again:
             self._log_refusal("unread", logging.WARNING,
                               f"dropping a reply: client {ident.hex()} does not read its replies")
@@ -530,6 +535,7 @@ class Front:
             self._auth.stop()
         self.ctx.term()
         os.close(self._wake_r)
+        trace.close()
         os.close(self._wake_w)
         shutil.rmtree(self.run_dir, ignore_errors=True)
 

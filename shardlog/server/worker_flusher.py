@@ -27,6 +27,7 @@ import time
 
 import zmq
 
+from shardlog.workers import trace
 from shardlog.workers.messages import STOP, RemoveRequest, pack_request, unpack_event
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,8 @@ class WorkerFlusher:
         self._inflight[request.seq] = (request, frames)
         self._outbox.append(frames)
         self._send_outbox()
+        if trace.ON:
+            trace.stamp("front.submit")
 
     def stats(self):
         stats = dict(self.worker_stats)
@@ -228,6 +231,8 @@ class WorkerFlusher:
         elif kind == "low":
             self._set_low(event[2])
         if kind == "done":
+            if trace.ON:
+                trace.stamp("front.done")
             self._set_full(None)
         if kind in ("done", "hb"):
             seq, synced = event[1], event[2]
