@@ -4,7 +4,7 @@ import pytest
 
 from shardlog import InvalidArgument, LogIdMismatch, LogIdNonConsecutive, LogIdReversal, LogIndexNotFound, VoteReversal
 
-from .conftest import snapshot
+from .conftest import settle, snapshot
 from .test_store import build_sample_data
 
 
@@ -54,7 +54,7 @@ def test_rejected_request_changes_nothing(open_store, data_dir, name, error, cal
     store = open_store(chunk_max_records=5)
     build_sample_data(store.group(1))
     store.group(2).save_vote((2, 2))
-    store.flush()
+    settle(store)
     files, mem = snapshot(data_dir), memory(store)
     with pytest.raises(error):
         call(store)

@@ -9,6 +9,7 @@ import pytest
 
 from shardlog import DiskFailed, LogState, Store
 from shardlog.engine.flusher import ThreadFlusher
+from shardlog.workers.files import OsFiles
 
 from .service import poll_for
 
@@ -332,3 +333,37 @@ def test_a_lone_durable_writer_does_its_fsyncs_itself_and_the_thread_stays_aslee
         g.flush(callback=lambda err: done.set())
         assert done.wait(10)
         assert fsync.threads and threading.current_thread() not in fsync.threads
+
+
+class HeldUnlinks(OsFiles):
+    """Chunk deletions that wait for the test to let them through."""
+
+    def __init__(self):
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+
+    def unlink(self, path):
+        if path.endswith(".wal"):
+            self.entered.set()
+            assert self.gate.wait(10), "test never released the deletion"
+        super().unlink(path)
+
+
+def test_no_flush_waits_for_the_deletion_of_chunks(data_dir):
+    """Deleting the chunks a purge freed is the flusher's work after the fsync:
+    the flush that made them free is answered first."""
+    held = HeldUnlinks()
+
+    def factory(path, on_progress, on_failure, synced=0, on_full=None, on_low=None):
+        return ThreadFlusher(path, on_progress, on_failure, synced=synced, on_full=on_full, on_low=on_low,
+                             files=held)
+
+    with Store.open(data_dir, flusher_factory=factory, chunk_max_records=5) as store:
+        g = store.group(1)
+        g.append([((1, i), b"x") for i in range(30)], flush=True)
+        done = threading.Event()
+        g.purge((1, 29))
+        g.flush(callback=lambda err: done.set())
+        assert done.wait(5), "the flush waited for the deletion"
+        assert held.entered.wait(10), "the purge freed chunks, and their deletion began"
+        held.gate.set()

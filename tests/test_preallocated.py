@@ -37,8 +37,10 @@ def written_and_killed(data_dir):
     return data_dir / name, end - int(name[2:-4].replace("_", ""))
 
 
-def prepared_made(data_dir):
-    return poll_for(lambda: (data_dir / PREPARED_FILE).exists(), 10)
+def prepared_made(data_dir, size):
+    """Wait until the flush thread, idle, has made the next chunk's file."""
+    path = data_dir / PREPARED_FILE
+    return poll_for(lambda: path.exists() and path.stat().st_size == size, 10)
 
 
 def test_a_new_chunk_has_its_room_from_the_start_and_the_next_one_is_made_ahead(data_dir):
@@ -46,9 +48,8 @@ def test_a_new_chunk_has_its_room_from_the_start_and_the_next_one_is_made_ahead(
         fill(store, 1, 0, 10)
         [first] = chunk_names(data_dir)
         assert (data_dir / first).stat().st_size == 64 << 10  # the first chunk: min(4 MiB, chunk_max_size)
-        assert prepared_made(data_dir)
+        assert prepared_made(data_dir, 64 << 10)
         prepared = (data_dir / PREPARED_FILE).stat()
-        assert prepared.st_size == 64 << 10
         fill(store, 1, 10, 600)  # past 64 KiB: the chunk rotates
         names = chunk_names(data_dir)
         assert len(names) >= 2

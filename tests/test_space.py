@@ -25,6 +25,7 @@ def churn(store, gid, rounds, start=0, size=100):
         if i % 10 == 0:
             g.flush()
     g.flush()
+    g.flush()  # (which waits for the chunk deletions the one before asked for)
     return start + rounds
 
 

@@ -309,6 +309,7 @@ def test_on_disk_size(open_store, data_dir):
     store = open_store(chunk_max_records=5, chunk_max_size=4096)
     build_sample_data(store.group(1))
     store.flush()
+    store.flush()  # (no flush waits for the deletions its progress asks for; the next one does)
     disk = store.stat()["disks"][0]
     *sealed, newest = chunk_names(data_dir)
     used_of_newest = disk["end"] - disk["oldest_chunk"] - sum((data_dir / n).stat().st_size for n in sealed)
@@ -319,6 +320,7 @@ def test_on_disk_size(open_store, data_dir):
 def test_on_disk_size_without_preallocation(open_store, data_dir):
     store = open_store(chunk_max_records=5, chunk_preallocate=False)
     build_sample_data(store.group(1))
+    store.flush()
     store.flush()
     disk = store.stat()["disks"][0]
     on_disk = sum((data_dir / n).stat().st_size for n in chunk_names(data_dir))
@@ -445,6 +447,7 @@ def test_reads_across_many_chunks_keep_few_files_open(open_store, data_dir):
     assert len(open_files(data_dir)) <= 8 + 3, "the readers' bound, the writer's newest file, LOCK and MARKS"
     g.purge((1, 799))
     g.flush()
+    g.flush()  # (no flush waits for the deletions its progress asks for; the next one does)
     held = open_files(data_dir)
     assert not [f for f in held if f.endswith("(deleted)")], "descriptors of deleted chunks are closed"
     assert len(held) <= 4, held  # LOCK, MARKS, the newest chunk (writer and reader)

@@ -67,6 +67,17 @@ class FlushPolicy:
         if self.full is not None:
             self.full = None
             self._on_full(None)
+        removals = self.writer.take_removals()
+        if removals:
+            # What is durable is answered before the chunks go: deleting them
+            # (the marks, the unlinks, the directory) delays no flush.
+            self._on_done(removals[0].seq - 1, synced)
+            try:
+                self.writer.remove_all(removals)
+            except Exception as exc:
+                self.failed = f"{self.writer.data_dir}: {exc}"
+                self._on_failed(exc)
+                return ()
         self._on_done(batch[-1].seq, synced)
         return ()
 

@@ -80,6 +80,8 @@ class ChunkWriter:
         self._fds = {}
         #: Chunks written since their last fsync.
         self._dirty = set()
+        #: RemoveRequests of the batch just written, carried out by ``remove_all``.
+        self._removals = []
         self._dir_dirty = False
         #: End of the last byte written; everything below is durable once synced.
         self.written = 0
@@ -120,6 +122,15 @@ class ChunkWriter:
             if self.files.fsize(self._fds[before]) > chunk - before:
                 self.files.ftruncate(self._fds[before], chunk - before)
                 self._dirty.add(before)
+        else:
+            # A writer started after the chunk before was sealed (a worker
+            # restarted): that chunk may still have its room after the footer.
+            # Cut it too, durably: the size of every chunk but the newest is
+            # its size in the stream (``remove`` moves the marks by it).
+            before = max((c for c, _ in list_chunks(self.data_dir, self.files)[0] if c < chunk), default=None)
+            path = None if before is None else chunk_path(self.data_dir, before)
+            if path is not None and self.files.size(path) > chunk - before:
+                self.files.truncate(path, chunk - before)
         if self._dirty and min(self._dirty) < chunk:
             self.sync()
         if not self._fds and self.marks.create():
@@ -240,9 +251,10 @@ class ChunkWriter:
         return self._write_batch(requests)
 
     def _write_batch(self, requests):
+        """Write and sync; the removals wait for ``remove_all``, after the batch is reported."""
         stats = self.stats
         stats["batches"] += 1
-        removals = []
+        removals = self._removals = []
         sync = False
         for req in requests:
             if isinstance(req, RemoveRequest):
@@ -270,9 +282,16 @@ class ChunkWriter:
             sync = sync or req.sync
         if sync or removals:
             self.sync()
+        return self.synced
+
+    def take_removals(self):
+        """The removals of the batch just written (its fsync made them safe)."""
+        removals, self._removals = self._removals, []
+        return removals
+
+    def remove_all(self, removals):
         for req in removals:
             self.remove(req.chunks)
-        return self.synced
 
     def sync(self):
         if self._trace_fd is not None:
@@ -321,7 +340,9 @@ class ChunkWriter:
 
     def remove(self, chunks):
         # The marks say first where the stream begins now: a crash among the
-        # unlinks leaves files below it, which the next open deletes.
+        # unlinks leaves files below it, which the next open deletes. For the
+        # same reason the unlinks need not be durable: the directory is not
+        # fsynced for them, which keeps a deletion to one fsync (issue 12).
         try:
             self.marks.set_oldest(chunks[-1] + self.files.size(chunk_path(self.data_dir, chunks[-1])))
         except FileNotFoundError:
@@ -335,7 +356,6 @@ class ChunkWriter:
             except FileNotFoundError:
                 pass  # a removal sent twice
             self.stats["removed"] += 1
-        self.files.sync_dir(self.data_dir)
         if self.low is not None:
             self.restore_spare()
 

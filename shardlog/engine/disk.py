@@ -400,12 +400,12 @@ class Disk:
             if self.cache.evictable(self.synced):
                 self.cache.evict(self.synced)
             ready = []
-            # Chunks this progress made removable go first: a flush returns
-            # only once the flusher has carried out what it made necessary.
-            if not self._collect_garbage():
-                waiters = self.waiters
-                while waiters and waiters[0][0] <= self.synced and waiters[0][1] <= seq:
-                    ready.append(waiters.popleft()[2])
+            # Deleting the chunks this progress made removable is the
+            # flusher's work from here: no flush waits for it (issue 12).
+            self._collect_garbage()
+            waiters = self.waiters
+            while waiters and waiters[0][0] <= self.synced and waiters[0][1] <= seq:
+                ready.append(waiters.popleft()[2])
         _deliver(ready, None)
 
     def _on_failure(self, exc):
