@@ -11,7 +11,9 @@ from shardlog import ChunkMissing, CorruptedLog, Store
 from shardlog.engine import codec
 from shardlog.engine.flusher import ThreadFlusher
 from shardlog.workers.files import OsFiles
-from shardlog.workers.naming import PREPARED_FILE
+from shardlog.workers.messages import WriteRequest
+from shardlog.workers.naming import PREPARED_FILE, chunk_file_name
+from shardlog.workers.writer import ChunkWriter
 
 from .conftest import chunk_names, forget_sync, kill_after_flush
 from .service import poll_for
@@ -201,3 +203,19 @@ def test_preallocation_can_be_turned_off(data_dir):
         [name] = chunk_names(data_dir)
         assert (data_dir / name).stat().st_size == disk["end"] - disk["oldest_chunk"]
     assert not (data_dir / PREPARED_FILE).exists()
+
+
+def test_a_writer_started_after_a_seal_cuts_the_chunk_before_too(tmp_path):
+    """A worker restarted between sealing a chunk and beginning the next finds
+    the sealed chunk with its room still after the footer: it cuts it before
+    the next chunk begins, so every chunk but the newest is its stream size
+    (the marks move by it when chunks are deleted)."""
+    first = ChunkWriter(tmp_path)
+    first.write_batch([WriteRequest(1, 0, 0, b"a" * 100, True, 4096)])
+    first.close()
+    assert (tmp_path / chunk_file_name(0)).stat().st_size == 4096
+    second = ChunkWriter(tmp_path)  # the restarted worker
+    second.write_batch([WriteRequest(2, 100, 100, b"b" * 10, True, 4096)])
+    second.close()
+    assert (tmp_path / chunk_file_name(0)).stat().st_size == 100
+    assert (tmp_path / chunk_file_name(100)).stat().st_size == 4096
