@@ -346,6 +346,9 @@ def write_report(r, out_dir):
         "Made by `.venv/bin/python scripts/bench.py --report docs` (all figures from one run; the machine is "
         "shared and noisy, so read them as ratios against the floors measured beside them).", "",
         "## Latency of one durable write", "", *rows, "",
+        "docs/latency.md (`scripts/bench_latency.py --trace --report docs`) sets it beside the bare ZeroMQ "
+        "chain of the service's processes, breaks it down step by step, and measures its tail under "
+        "rotations and deletions.", "",
         "## Throughput", "",
         f"- one group, 32 durable appends in flight: {r['pipelined32_per_s']:,.0f}/s",
         f"- 1000 groups, separate requests + flush: {r['groups_separate_per_s']:,.0f} durable entries/s",
