@@ -219,3 +219,14 @@ def test_a_writer_started_after_a_seal_cuts_the_chunk_before_too(tmp_path):
     second.close()
     assert (tmp_path / chunk_file_name(0)).stat().st_size == 100
     assert (tmp_path / chunk_file_name(100)).stat().st_size == 4096
+
+
+def test_dump_shows_room_as_room_not_damage(data_dir, capsys):
+    from shardlog.cli.main import main
+
+    f, end = written_and_killed(data_dir)
+    assert main(["dump", str(data_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "DAMAGED" not in out and out.count("Append(g=1") == 5
+    start = int(f.name[2:-4].replace("_", ""))
+    assert f"ROOM [{start + end}, {start + f.stat().st_size})" in out

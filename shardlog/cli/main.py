@@ -191,8 +191,9 @@ def _cmd_dump(args):
         with open(path, "rb") as f:
             data = f.read()
         pos = n = 0
+        room = codec.room_start(data)
         while pos < len(data):
-            if codec.is_room(data, pos):
+            if pos >= room:
                 print(f"  ROOM [{start + pos}, {start + len(data)}) {len(data) - pos} bytes preallocated, "
                       "not used yet")
                 break

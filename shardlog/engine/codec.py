@@ -436,20 +436,26 @@ def iter_records(data, with_gid=True, room=False):
     Stops with Incomplete or BadRecord at the first record that does not
     decode; ``is_torn_tail(data, offset, error)`` tells whether that is what
     a crash mid-write leaves. With ``room``, stops quietly where the rest is
-    room (``is_room``: a preallocated chunk file).
+    room (``room_start``: a preallocated chunk file).
     """
     pos = 0
-    while pos < len(data):
-        if room and is_room(data, pos):
-            return
+    stop = room_start(data) if room else len(data)
+    while pos < stop:
         record, end = decode(data, pos, with_gid)
         yield pos, record, end
         pos = end
 
 
+def room_start(data):
+    """Where the room at the end of ``data`` begins: nothing but zero bytes
+    from there on (room preallocated for records, workers/writer.py, and not
+    used yet, or not reached by a write). A record may end with zero bytes
+    too: room is what no record begins in."""
+    return len(bytes(data).rstrip(b"\x00"))
+
+
 def is_room(data, offset):
-    """Nothing but zero bytes from ``offset`` on: room preallocated for records
-    (workers/writer.py) and not used yet, or not reached by a write."""
+    """Nothing but zero bytes from ``offset`` on (see room_start)."""
     return not bytes(data[offset:]).rstrip(b"\x00")
 
 
