@@ -8,15 +8,17 @@ host compare. ``scripts/bench_latency.py --trace`` stamps the client's side
 too and lines the steps of sequential requests up into a breakdown of where
 a durable append spends its time (docs/bench.md).
 
-Steps (in the order one durable append takes them):
+Steps (in the order one durable append takes them). A sender stamps right
+before it sends, a receiver right after it reads, so the stamps of one
+request are in this order whatever the scheduling:
 
     front.recv         request read off the client socket
-    front.submit       its bytes handed to the worker's socket
+    front.submit       its bytes about to go to the worker's socket
     worker.recv        request read off the worker's socket
     worker.synced      its batch written and fdatasync'ed
-    worker.published   "done" handed to the events socket
+    worker.published   "done" packed, about to go to the events socket
     front.done         "done" read off the events socket
-    front.replied      reply handed to the client socket
+    front.replied      reply about to go to the client socket
 
 Off (the default), a step costs one test of a module-level flag.
 """

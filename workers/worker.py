@@ -107,9 +107,10 @@ def run(args):
             done_seq = seq
             if trace.ON:
                 trace.stamp("worker.synced")
-            pub.send(pack_event("done", seq, synced, writer.stats))
+            event = pack_event("done", seq, synced, writer.stats)
             if trace.ON:
                 trace.stamp("worker.published")
+            pub.send(event)
 
         def on_full(message):
             if message is None:

@@ -229,10 +229,10 @@ class Front:
             pass
 
     def _send(self, ident, data):
+        if trace.ON:
+            trace.stamp("front.replied")
         try:
             self.router.send_multipart([ident, data], zmq.NOBLOCK)
-            if trace.ON:
-                trace.stamp("front.replied")
         except zmq.Again:
             self._log_refusal("unread", logging.WARNING,
                               f"dropping a reply: client {ident.hex()} does not read its replies")

@@ -93,9 +93,9 @@ class WorkerFlusher:
         frames = pack_request(request)
         self._inflight[request.seq] = (request, frames)
         self._outbox.append(frames)
-        self._send_outbox()
         if trace.ON:
             trace.stamp("front.submit")
+        self._send_outbox()
 
     def stats(self):
         stats = dict(self.worker_stats)
