@@ -85,7 +85,7 @@ def read_raft_log(path):
             for _, rec, end in codec.iter_records(data, with_gid=False):
                 replay.apply(rec.type, rec.value)
         except (codec.Incomplete, codec.BadRecord) as exc:
-            if not (i == len(files) - 1 and codec.is_torn_tail(data, end, exc)):
+            if not (i == len(files) - 1 and codec.is_torn_tail(data, end, exc, with_gid=False)):
                 raise CorruptedLog(file_path, end, str(exc)) from None
         expected = start + end
     entries = [replay.entries[i] for i in sorted(replay.entries)]

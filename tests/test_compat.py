@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shardlog import GroupExists, InvalidArgument, LogState, Store
+from shardlog import CorruptedLog, GroupExists, InvalidArgument, LogState, Store
 from shardlog.compat import export_raft_log, import_raft_log, read_raft_log
 
 from .conftest import snapshot
@@ -157,3 +157,20 @@ def test_import_of_an_empty_raft_log_creates_an_empty_group(open_store, tmp_path
     assert store.groups() == [4] and store.group(4).state() == LogState()
     export_raft_log(store, 4, tmp_path / "out")
     assert read_raft_log(tmp_path / "out") == (LogState(), [])
+
+
+def test_a_damaged_last_record_of_a_raft_log_directory_is_damage_not_a_torn_tail(tmp_path):
+    """raft-log's records have no group id: a torn tail is judged on them as
+    they are (a whole last record with a bit flipped is refused, not cut)."""
+    with Store.open(tmp_path / "data") as store:
+        g = store.group(1)
+        g.append([((1, 0), b"first"), ((1, 1), b"last!")])
+        export_raft_log(store, 1, tmp_path / "out")
+    newest = sorted(n for n in os.listdir(tmp_path / "out") if n.endswith(".wal"))[-1]
+    f = tmp_path / "out" / newest
+    data = bytearray(f.read_bytes())
+    at = data.rindex(b"last!")
+    data[at] ^= 0x01
+    f.write_bytes(bytes(data))
+    with pytest.raises(CorruptedLog):
+        read_raft_log(tmp_path / "out")

@@ -367,3 +367,23 @@ def test_no_flush_waits_for_the_deletion_of_chunks(data_dir):
         assert done.wait(5), "the flush waited for the deletion"
         assert held.entered.wait(10), "the purge freed chunks, and their deletion began"
         held.gate.set()
+
+
+def test_every_flusher_that_expects_help_gets_it_even_when_one_raises():
+    """A flusher left expecting help would never wake its thread again."""
+    from shardlog.engine.store import _help_each
+
+    helped = []
+
+    class Flusher:
+        def __init__(self, name, fails):
+            self.name, self.fails = name, fails
+
+        def help(self):
+            helped.append(self.name)
+            if self.fails:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _help_each([Flusher("a", True), Flusher("b", False)])
+    assert helped == ["a", "b"]

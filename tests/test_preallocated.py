@@ -11,7 +11,8 @@ from shardlog import ChunkMissing, CorruptedLog, Store
 from shardlog.engine import codec
 from shardlog.engine.flusher import ThreadFlusher
 from shardlog.workers.files import OsFiles
-from shardlog.workers.messages import WriteRequest
+from shardlog.workers.marks import read_marks
+from shardlog.workers.messages import RemoveRequest, WriteRequest
 from shardlog.workers.naming import PREPARED_FILE, chunk_file_name
 from shardlog.workers.writer import ChunkWriter
 
@@ -230,3 +231,48 @@ def test_dump_shows_room_as_room_not_damage(data_dir, capsys):
     assert "DAMAGED" not in out and out.count("Append(g=1") == 5
     start = int(f.name[2:-4].replace("_", ""))
     assert f"ROOM [{start + end}, {start + f.stat().st_size})" in out
+
+
+def test_deleting_a_chunk_still_holding_its_room_moves_the_marks_by_its_stream_size(tmp_path):
+    """A chunk can be deleted before the next chunk's first write cut its room
+    (a review found the interleaving: a drop_group seals it, another thread's
+    flush syncs the footer, the chunk is dead at once). The marks' oldest must
+    be where the stream goes on, not the file's size: the next open deletes
+    every chunk below it, the live next chunk included."""
+    writer = ChunkWriter(tmp_path)
+    writer.write_batch([WriteRequest(1, 0, 0, b"a" * 100, True, 4096)])
+    assert (tmp_path / chunk_file_name(0)).stat().st_size == 4096
+    writer.write_batch([RemoveRequest(2, (0,), 100)])
+    writer.remove_all(writer.take_removals())
+    writer.close()
+    assert read_marks(str(tmp_path))[0] == 100
+
+
+@pytest.mark.parametrize("mode", ["tolerate-tail", "strict"])
+def test_a_page_the_writes_did_not_reach_is_torn_even_with_records_after_it(data_dir, caplog, mode):
+    """Writes not yet fsynced reach a preallocated file a page at a time, in
+    any order: the first page of the last batch read as zeros, later pages
+    holding whole records. (A review showed both modes refused to open.)"""
+    store = Store.open(data_dir)
+    g = fill(store, 1, 0, 5)
+    synced = store.stat()["disks"][0]["end"]
+    for i in range(5, 200):
+        g.append([((1, i), PAYLOAD)])
+    g.flush()
+    kill_after_flush(store)
+    [name] = chunk_names(data_dir)
+    f = data_dir / name
+    at = synced - int(name[2:-4].replace("_", ""))
+    data = bytearray(f.read_bytes())
+    page_end = (at // 4096 + 1) * 4096
+    data[at:page_end] = bytes(page_end - at)  # the batch's first page did not reach the disk
+    f.write_bytes(bytes(data))
+    forget_sync(data_dir, synced=synced)  # (nor did the marks of its fsync)
+    with caplog.at_level(logging.WARNING):
+        with Store.open(data_dir, recovery_mode=mode) as store:
+            assert store.group(1).state().last == (1, 4)
+            assert list(store.group(1).read(0, 10)) == [((1, i), PAYLOAD) for i in range(5)]
+            store.group(1).append([((1, 5), b"again")], flush=True)
+    assert "cutting torn tail" in caplog.text
+    with Store.open(data_dir, recovery_mode=mode) as store:
+        assert list(store.group(1).read(5, 10)) == [((1, 5), b"again")]

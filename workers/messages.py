@@ -28,13 +28,16 @@ class RemoveRequest(NamedTuple):
     seq: int
     #: Start offsets of the chunk files to delete, oldest first.
     chunks: Tuple[int, ...]
+    #: Where the last of them ends in the stream: where the stream begins after.
+    #: (Not the file's size: a chunk file may still hold room after its footer.)
+    end: int
 
 
 # ------------------------------------------------------------ worker wire format
 #
 # Front -> worker (PUSH -> PULL), one message per request:
 #   write:  [msgpack ["w", seq, chunk, at, sync, reserve], data]
-#   remove: [msgpack ["r", seq, [chunk, ...]]]
+#   remove: [msgpack ["r", seq, [chunk, ...], end]]
 #   stop:   [msgpack ["stop"]]          finish what was received, then exit 0
 # Worker -> front (XPUB -> SUB):
 #   ["done", seq, synced, stats]        after each batch
@@ -52,7 +55,7 @@ def pack_request(req):
     """Frames of a request for the worker."""
     if isinstance(req, WriteRequest):
         return [msgpack.packb(["w", req.seq, req.chunk, req.at, req.sync, req.reserve]), req.data]
-    return [msgpack.packb(["r", req.seq, list(req.chunks)])]
+    return [msgpack.packb(["r", req.seq, list(req.chunks), req.end])]
 
 
 STOP = msgpack.packb(["stop"])
@@ -65,7 +68,7 @@ def unpack_request(frames):
         _, seq, chunk, at, sync, reserve = head
         return WriteRequest(seq, chunk, at, frames[1], sync, reserve)
     if head[0] == "r":
-        return RemoveRequest(head[1], tuple(head[2]))
+        return RemoveRequest(head[1], tuple(head[2]), head[3])
     if head[0] == "stop":
         return None
     raise ValueError(f"unknown worker request {head[0]!r}")

@@ -291,7 +291,7 @@ class ChunkWriter:
 
     def remove_all(self, removals):
         for req in removals:
-            self.remove(req.chunks)
+            self.remove(req.chunks, req.end)
 
     def sync(self):
         if self._trace_fd is not None:
@@ -338,15 +338,17 @@ class ChunkWriter:
             out["sync_rounds_per_s"] = getattr(self, "_last_rate", 0.0)
         return out
 
-    def remove(self, chunks):
-        # The marks say first where the stream begins now: a crash among the
-        # unlinks leaves files below it, which the next open deletes. For the
-        # same reason the unlinks need not be durable: the directory is not
-        # fsynced for them, which keeps a deletion to one fsync (issue 12).
-        try:
-            self.marks.set_oldest(chunks[-1] + self.files.size(chunk_path(self.data_dir, chunks[-1])))
-        except FileNotFoundError:
-            pass  # a removal sent twice: done before
+    def remove(self, chunks, end):
+        """Delete the chunk files starting at ``chunks``, the last of which ends at ``end``.
+
+        The marks say first where the stream begins now (``end``, not the
+        file's size, which may count room after the footer: the next open
+        deletes every chunk below the marks' oldest). A crash among the
+        unlinks leaves files below it, which the next open deletes; for the
+        same reason the unlinks need not be durable: the directory is not
+        fsynced for them, which keeps a deletion to one fsync (issue 12)."""
+        if end > self.marks.oldest:  # (else a removal sent twice: done before)
+            self.marks.set_oldest(end)
         for chunk in chunks:
             fd = self._fds.pop(chunk, None)
             if fd is not None:

@@ -459,7 +459,23 @@ def is_room(data, offset):
     return not bytes(data[offset:]).rstrip(b"\x00")
 
 
-def is_torn_tail(data, offset, error):
+#: Writes not yet fsynced reach the disk a page at a time, and in any order.
+PAGE_SIZE = 4096
+
+
+def page_not_reached(data, offset):
+    """Zeros from ``offset`` to the end of its page (16 bytes at least: every
+    record begins with zero bytes, a u32 type and often a small group id):
+    in a preallocated file, a page the writes since the last fsync did not
+    reach, when records they wrote follow it (recovery.py checks that)."""
+    end = (offset // PAGE_SIZE + 1) * PAGE_SIZE
+    if end - offset < 16:
+        end += PAGE_SIZE
+    end = min(end, len(data))
+    return end - offset >= 16 and not bytes(data[offset:end]).strip(b"\x00")
+
+
+def is_torn_tail(data, offset, error, with_gid=True):
     """A record cut short, or nothing but zero bytes from ``offset`` on. In a
     preallocated file a record cut short reads as its first bytes, then
     zeros: those first bytes alone decode as incomplete."""
@@ -467,7 +483,7 @@ def is_torn_tail(data, offset, error):
         return True
     written = bytes(data[offset:]).rstrip(b"\x00")
     try:
-        decode(written, 0)
+        decode(written, 0, with_gid)
     except Incomplete:
         return True
     except BadRecord:

@@ -484,7 +484,7 @@ class Disk:
         if not dead:
             return False
         self.seq += 1
-        self.flusher.submit(RemoveRequest(self.seq, tuple(c.start for c in dead)))
+        self.flusher.submit(RemoveRequest(self.seq, tuple(c.start for c in dead), dead[-1].end))
         for chunk in dead:
             log.info("%s: removing chunk %s: no live entry or state left", self.path,
                      chunk_file_name(chunk.start))

@@ -605,6 +605,13 @@ def _replay_chunk(state, chunk, data, start, path, last_chunk, mode, truncate_in
             if isinstance(exc, CorruptedLog):
                 raise
             torn = codec.is_torn_tail(data, pos, exc)
+            if not torn and codec.page_not_reached(data, pos) and resync(data, pos + 1) < size:
+                # The pages of writes not yet fsynced reach a preallocated
+                # file in any order: one they did not reach reads as zeros,
+                # with records they wrote after it. Everything from it on
+                # was written after the last fsync (which makes every write
+                # before it durable): a torn write, not damage.
+                torn = True
             if not (last_chunk and (torn or mode == "tolerate-tail")):
                 raise CorruptedLog(path, pos, reason) from None
             if synced_mark is not None and start + pos < synced_mark:

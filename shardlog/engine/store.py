@@ -91,6 +91,19 @@ def _give_back_scratch():
         pass
 
 
+def _help_each(flushers):
+    """``help`` every flusher that expects it, whatever one of them raises (a
+    flusher left expecting help would never wake its thread again)."""
+    error = None
+    for flusher in flushers:
+        try:
+            flusher.help()
+        except BaseException as exc:  # (KeyboardInterrupt in an fsync too)
+            error = error or exc
+    if error is not None:
+        raise error
+
+
 class Store:
     """Raft logs of many groups in one stream per data directory."""
 
@@ -271,8 +284,7 @@ class Store:
             try:
                 start(callback)
             finally:
-                for flusher in helped:
-                    flusher.help()
+                _help_each(helped)
             if not done.acquire(timeout=-1 if timeout is None else timeout):
                 raise Timeout(f"not durable after {timeout} s")
         else:
