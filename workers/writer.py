@@ -137,10 +137,10 @@ class ChunkWriter:
             self.files.sync_dir(self.data_dir)
         path = chunk_path(self.data_dir, chunk)
         if reserve and self.low is None and not self.files.exists(path):
-            if self._prepared != reserve:
+            if not self._prepared:  # (one made for another reserve is used as it is: no fallocate here)
                 self._prepare_tried = False
                 self.prepare()
-            if self._prepared == reserve:
+            if self._prepared:
                 self.files.rename(self._prepared_path, path)
                 self._prepared = 0
         self._prepare_tried = False
