@@ -63,6 +63,7 @@ def test_a_new_chunk_has_its_room_from_the_start_and_the_next_one_is_made_ahead(
         second_start = int(names[1][2:-4].replace("_", ""))
         assert sealed.stat().st_size == second_start - store_end["oldest_chunk"]
         assert codec.footer_start(sealed.read_bytes()[-16:], sealed.stat().st_size) is not None
+    assert not (data_dir / PREPARED_FILE).exists(), "a clean stop leaves no zeros made ahead"
     with Store.open(data_dir, chunk_max_size=64 << 10) as store:
         assert store.group(1).state().last == (1, 609)
 

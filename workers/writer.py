@@ -365,6 +365,11 @@ class ChunkWriter:
         for fd in self._fds.values():
             self.files.close(fd)
         self._fds.clear()
+        if self._prepared:  # a stopped disk keeps no chunk's worth of zeros (the next run would not use it)
+            try:
+                self._discard_prepared()
+            except OSError as exc:
+                log.warning("%s: could not delete %s: %s", self.data_dir, PREPARED_FILE, exc)
         self.marks.close()
         if self._trace_fd is not None:
             os.close(self._trace_fd)
