@@ -125,8 +125,8 @@ class ChunkWriter:
         else:
             # A writer started after the chunk before was sealed (a worker
             # restarted): that chunk may still have its room after the footer.
-            # Cut it too, durably: the size of every chunk but the newest is
-            # its size in the stream (``remove`` moves the marks by it).
+            # Cut it too, durably, so that every chunk but the newest is its
+            # size in the stream (the next open reads its footer).
             before = max((c for c, _ in list_chunks(self.data_dir, self.files)[0] if c < chunk), default=None)
             path = None if before is None else chunk_path(self.data_dir, before)
             if path is not None and self.files.size(path) > chunk - before:
