@@ -464,15 +464,13 @@ PAGE_SIZE = 4096
 
 
 def page_not_reached(data, offset):
-    """Zeros from ``offset`` to the end of its page (16 bytes at least: every
-    record begins with zero bytes, a u32 type and often a small group id):
-    in a preallocated file, a page the writes since the last fsync did not
-    reach, when records they wrote follow it (recovery.py checks that)."""
-    end = (offset // PAGE_SIZE + 1) * PAGE_SIZE
-    if end - offset < 16:
-        end += PAGE_SIZE
-    end = min(end, len(data))
-    return end - offset >= 16 and not bytes(data[offset:end]).strip(b"\x00")
+    """Zeros from ``offset`` to the end of its page: in a preallocated file, a
+    page the writes since the last fsync did not reach, when records they
+    wrote follow it (recovery.py checks that, and that ``offset`` is past
+    what was synced). However few the zeros: the writes may have begun a
+    byte before the page's end, and the next page reached the disk."""
+    end = min((offset // PAGE_SIZE + 1) * PAGE_SIZE, len(data))
+    return end > offset and not bytes(data[offset:end]).strip(b"\x00")
 
 
 def is_torn_tail(data, offset, error, with_gid=True):
