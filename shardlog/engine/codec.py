@@ -463,14 +463,21 @@ def is_room(data, offset):
 PAGE_SIZE = 4096
 
 
-def page_not_reached(data, offset):
-    """Zeros from ``offset`` to the end of its page: in a preallocated file, a
-    page the writes since the last fsync did not reach, when records they
-    wrote follow it (recovery.py checks that, and that ``offset`` is past
-    what was synced). However few the zeros: the writes may have begun a
-    byte before the page's end, and the next page reached the disk."""
-    end = min((offset // PAGE_SIZE + 1) * PAGE_SIZE, len(data))
-    return end > offset and not bytes(data[offset:end]).strip(b"\x00")
+def page_not_reached(data, offset, stop):
+    """A page between ``offset`` and ``stop`` that reads as zeros from
+    ``offset`` or its start to its end: in a preallocated file, a page the
+    writes since the last fsync did not reach, the record at ``offset``
+    running into it or beginning in it, while a later page they wrote (a
+    valid record at ``stop``) reached the disk. recovery.py checks that
+    ``offset`` is past what was synced. However few the zeros: the writes
+    may have begun a byte before a page's end."""
+    pos = offset
+    while pos < stop:
+        end = min((pos // PAGE_SIZE + 1) * PAGE_SIZE, len(data))
+        if not bytes(data[pos:end]).strip(b"\x00"):
+            return True
+        pos = end
+    return False
 
 
 def is_torn_tail(data, offset, error, with_gid=True):

@@ -309,9 +309,13 @@ def _apply_checkpoint(rec, replay, path, start, first_chunk, salvage):
                                         f"{state} != {groups[gid].state()}")
 
 
-def resync(data, start):
-    """The first offset from ``start`` where a whole, valid record begins (or the end)."""
-    for pos in range(start, len(data) - 3):
+def resync(data, start, stop=None):
+    """The first offset from ``start`` where a whole, valid record begins (or the
+    end). None begins in the room at the end (``codec.room_start``): not looked
+    at, byte by byte (a preallocated chunk's room is megabytes of zeros, and
+    four zero bytes are a record type)."""
+    stop = codec.room_start(data) if stop is None else stop
+    for pos in range(start, min(stop, len(data) - 3)):
         if data[pos] == 0 and data[pos + 1] == 0 and data[pos + 2] == 0 and data[pos + 3] in TYPE_CODES:
             try:
                 codec.decode(data, pos)
@@ -605,7 +609,8 @@ def _replay_chunk(state, chunk, data, start, path, last_chunk, mode, truncate_in
             if isinstance(exc, CorruptedLog):
                 raise
             torn = codec.is_torn_tail(data, pos, exc)
-            if not torn and codec.page_not_reached(data, pos) and resync(data, pos + 1) < size:
+            follow = size if torn else resync(data, pos + 1)
+            if not torn and follow < size and codec.page_not_reached(data, pos, follow):
                 # The pages of writes not yet fsynced reach a preallocated
                 # file in any order: one they did not reach reads as zeros,
                 # with records they wrote after it. Everything from it on
@@ -620,7 +625,7 @@ def _replay_chunk(state, chunk, data, start, path, last_chunk, mode, truncate_in
             if codec.is_room(data, pos):  # not used yet: the writer goes on from here
                 size = pos
                 break
-            if not torn and resync(data, pos + 1) < size:
+            if not torn and follow < size:
                 raise CorruptedLog(path, pos, f"{reason}, and valid records follow: damage, "
                                               "not a torn write") from None
             if not truncate_incomplete_record:

@@ -64,14 +64,23 @@ class SimFiles:
             self.crashed = True
             raise SimulatedCrash(f"power lost at file operation {self.ops} ({what})")
 
-    def after_crash(self, rng=None):
-        """The disk after a reboot (a new SimFiles that does not crash)."""
+    def after_crash(self, rng=None, pages=False):
+        """The disk after a reboot (a new SimFiles that does not crash). With
+        ``pages``, each 4 KiB page of each write since the last fsync reaches
+        the disk or not, in any order (as a page cache writes back a file whose
+        size does not change: a preallocated one), instead of a prefix of the
+        writes."""
         rng = rng or random.Random(0)
         out = SimFiles()
         out._dirs = set(self._dirs)
         for path, f in self._durable_names.items():
             g = _File()
             data = bytearray(f.durable)
+            if pages:
+                _pages_reached(data, f.pending, rng)
+                g.data, g.durable = data, bytes(data)
+                out._files[path] = out._durable_names[path] = g
+                continue
             keep = rng.randint(0, len(f.pending))
             for k, change in enumerate(f.pending[:keep]):
                 if change[0] == "t":
@@ -227,6 +236,29 @@ class SimFiles:
         """The names in directory ``path`` (no operation counted)."""
         prefix = path.rstrip("/") + "/"
         return sorted(os.path.basename(p) for p in self._files if p.startswith(prefix))
+
+
+def _pages_reached(data, pending, rng):
+    """Apply to ``data`` the pages of ``pending`` writes that reached the disk (each by a coin)."""
+    for change in pending:
+        if change[0] == "t":
+            if rng.randint(0, 1):
+                del data[change[1]:]
+            continue
+        _, offset, chunk = change
+        pos = 0
+        while pos < len(chunk):
+            at = offset + pos
+            piece = chunk[pos:(at // PAGE_SIZE + 1) * PAGE_SIZE - offset]
+            if rng.randint(0, 1):
+                if len(data) < at:
+                    data += bytes(at - len(data))
+                data[at:at + len(piece)] = piece
+            pos += len(piece)
+
+
+#: What a page cache writes back at once.
+PAGE_SIZE = 4096
 
 
 class InlineFlusher:
