@@ -609,7 +609,7 @@ def _replay_chunk(state, chunk, data, start, path, last_chunk, mode, truncate_in
             if isinstance(exc, CorruptedLog):
                 raise
             torn = codec.is_torn_tail(data, pos, exc)
-            follow = size if torn else resync(data, pos + 1)
+            follow = size if torn or not last_chunk else resync(data, pos + 1)  # (older: never torn)
             if not torn and follow < size and codec.page_not_reached(data, pos, follow):
                 # The pages of writes not yet fsynced reach a preallocated
                 # file in any order: one they did not reach reads as zeros,
