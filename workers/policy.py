@@ -70,7 +70,7 @@ class FlushPolicy:
         removals = self.writer.take_removals()
         if removals:
             # What is durable is answered before the chunks go: deleting them
-            # (the marks, the unlinks, the directory) delays no flush.
+            # (the marks' fsync, the unlinks) delays no flush.
             self._on_done(removals[0].seq - 1, synced)
             try:
                 self.writer.remove_all(removals)

@@ -155,13 +155,15 @@ class ChunkWriter:
 
     @property
     def wants_prepare(self):
-        """Whether ``prepare`` has work: its owner calls it when idle."""
-        return bool(self._reserve) and self._prepared != self._reserve and not self._prepare_tried
+        """Whether ``prepare`` has work: its owner calls it when idle (and, when
+        this is true, it does change it: an owner may loop on it)."""
+        return (bool(self._reserve) and self._prepared != self._reserve and not self._prepare_tried
+                and self.low is None)
 
     def prepare(self):
         """Make the next chunk's file: ``reserve`` zero bytes, allocated and durable.
         Without room for it (or on the spare), chunks grow as they are written."""
-        if not self.wants_prepare or self.low is not None:
+        if not self.wants_prepare:
             return
         self._prepare_tried = True
         self._discard_prepared()
