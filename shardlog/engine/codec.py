@@ -456,7 +456,7 @@ def room_start(data):
 
 def is_room(data, offset):
     """Nothing but zero bytes from ``offset`` on (see room_start)."""
-    return not bytes(data[offset:]).rstrip(b"\x00")
+    return offset >= room_start(data)
 
 
 #: Writes not yet fsynced reach the disk a page at a time, and in any order.
@@ -484,9 +484,11 @@ def is_torn_tail(data, offset, error, with_gid=True):
     """A record cut short, or nothing but zero bytes from ``offset`` on. In a
     preallocated file a record cut short reads as its first bytes, then
     zeros: those first bytes alone decode as incomplete."""
-    if isinstance(error, Incomplete) or is_room(data, offset):
+    if isinstance(error, Incomplete):
         return True
-    written = bytes(data[offset:]).rstrip(b"\x00")
+    written = bytes(data[offset:room_start(data)])
+    if not written:  # room
+        return True
     try:
         decode(written, 0, with_gid)
     except Incomplete:

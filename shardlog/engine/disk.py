@@ -312,7 +312,7 @@ class Disk:
             return 0
         sealed = [c.end - c.start for c in self.chunks.chunks[-5:] if c.end is not None]
         wanted = 2 * max(sealed) if sealed else FIRST_RESERVE
-        return min(self.max_size, -(-wanted // 4096) * 4096)
+        return min(self.max_size, -(-wanted // codec.PAGE_SIZE) * codec.PAGE_SIZE)
 
     def _open_chunk(self):
         self.reserve = self._reserve_for_next()
@@ -453,7 +453,7 @@ class Disk:
     def _collect_garbage(self):
         """Free the oldest chunks: carry forward the state they hold, relocate the
         few live entries that pin them, and ask the flusher to delete those that
-        may go. True if the flusher was asked to delete.
+        may go.
 
         Copying is bounded per call (``write_buffer_size`` bytes); the next
         progress report goes on where this one stopped, so no call holds the
@@ -482,7 +482,7 @@ class Disk:
         if self.end > copied:
             self._send(sync=True)  # what was copied must be durable before its chunks go
         if not dead:
-            return False
+            return
         self.seq += 1
         self.flusher.submit(RemoveRequest(self.seq, tuple(c.start for c in dead), dead[-1].end))
         for chunk in dead:
@@ -491,7 +491,6 @@ class Disk:
         self.chunks.drop_oldest(len(dead))
         for chunk in dead:
             self.readers.forget(chunk.start)
-        return True
 
     def _count_lagging_round(self):
         """A rotation is a round for the lagging groups that still pin the oldest

@@ -608,8 +608,9 @@ def _replay_chunk(state, chunk, data, start, path, last_chunk, mode, truncate_in
                 continue
             if isinstance(exc, CorruptedLog):
                 raise
+            room = codec.room_start(data)
             torn = codec.is_torn_tail(data, pos, exc)
-            follow = size if torn or not last_chunk else resync(data, pos + 1)  # (older: never torn)
+            follow = size if torn or not last_chunk else resync(data, pos + 1, room)  # (older: never torn)
             if not torn and follow < size and codec.page_not_reached(data, pos, follow):
                 # The pages of writes not yet fsynced reach a preallocated
                 # file in any order: one they did not reach reads as zeros,
@@ -622,7 +623,7 @@ def _replay_chunk(state, chunk, data, start, path, last_chunk, mode, truncate_in
             if synced_mark is not None and start + pos < synced_mark:
                 raise ChunkMissing(path, pos, f"{reason}, below the {synced_mark - start} bytes of "
                                               "this chunk that were durable") from None
-            if codec.is_room(data, pos):  # not used yet: the writer goes on from here
+            if pos >= room:  # not used yet: the writer goes on from here
                 size = pos
                 break
             if not torn and follow < size:

@@ -20,6 +20,7 @@ import os
 import random
 import threading
 
+from shardlog.engine import codec
 from shardlog.engine.store import Store
 from shardlog.workers.policy import FlushPolicy
 from shardlog.workers.writer import ChunkWriter
@@ -249,16 +250,12 @@ def _pages_reached(data, pending, rng):
         pos = 0
         while pos < len(chunk):
             at = offset + pos
-            piece = chunk[pos:(at // PAGE_SIZE + 1) * PAGE_SIZE - offset]
+            piece = chunk[pos:(at // codec.PAGE_SIZE + 1) * codec.PAGE_SIZE - offset]
             if rng.randint(0, 1):
                 if len(data) < at:
                     data += bytes(at - len(data))
                 data[at:at + len(piece)] = piece
             pos += len(piece)
-
-
-#: What a page cache writes back at once.
-PAGE_SIZE = 4096
 
 
 class InlineFlusher:
