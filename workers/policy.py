@@ -63,7 +63,8 @@ class FlushPolicy:
             self.failed = f"{self.writer.data_dir}: {exc}"
             self._on_failed(exc)
             return ()
-        self.note_low()
+        if self.writer.low != self.low:
+            self.note_low()
         if self.full is not None:
             self.full = None
             self._on_full(None)

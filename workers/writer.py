@@ -271,16 +271,22 @@ class ChunkWriter:
                     # then after a crash only the newest chunk can have a torn
                     # tail, and damage anywhere else is real damage.
                     self.sync()
-                view = memoryview(req.data)
+                data = req.data
+                size = len(data)
                 pos = req.at - req.chunk
-                while view:
-                    n = self.files.pwrite(fd, view, pos)
-                    view = view[n:]
+                n = self.files.pwrite(fd, data, pos)
+                if n < size:  # (a short write: the rest, in as many calls as it takes)
+                    view = memoryview(data)[n:]
                     pos += n
+                    while view:
+                        n = self.files.pwrite(fd, view, pos)
+                        view = view[n:]
+                        pos += n
                 self._dirty.add(req.chunk)
-                self.written = max(self.written, req.at + len(req.data))
+                if req.at + size > self.written:
+                    self.written = req.at + size
                 stats["writes"] += 1
-                stats["bytes"] += len(req.data)
+                stats["bytes"] += size
             sync = sync or req.sync
         if sync or removals:
             self.sync()
@@ -300,9 +306,10 @@ class ChunkWriter:
             os.pwrite(self._trace_fd, b"%020d\n" % self.written, 0)
         t0 = time.perf_counter()
         try:
-            for chunk in sorted(self._dirty):
+            dirty = self._dirty
+            for chunk in (dirty if len(dirty) == 1 else sorted(dirty)):
                 self._fsync(self._fds[chunk])
-                self.stats["fsyncs"] += 1
+            self.stats["fsyncs"] += len(dirty)
             if self._dir_dirty:
                 self.files.sync_dir(self.data_dir)
                 self._dir_dirty = False

@@ -397,16 +397,21 @@ class Disk:
             self.done_seq = seq
             if synced > self.synced:
                 self.synced = synced
-            if self.cache.evictable(self.synced):
-                self.cache.evict(self.synced)
+            else:
+                synced = self.synced
+            cache = self.cache
+            if (cache.items > cache.max_items or cache.bytes > cache.max_bytes) and cache.writes[0][3] <= synced:
+                cache.evict(synced)  # cache.evictable, inlined: this runs after every flush
             ready = []
             # Deleting the chunks this progress made removable is the
             # flusher's work from here: no flush waits for it (issue 12).
-            self._collect_garbage()
+            if len(self.chunks.chunks) > 1:  # (the open chunk alone: nothing to collect)
+                self._collect_garbage()
             waiters = self.waiters
-            while waiters and waiters[0][0] <= self.synced and waiters[0][1] <= seq:
+            while waiters and waiters[0][0] <= synced and waiters[0][1] <= seq:
                 ready.append(waiters.popleft()[2])
-        _deliver(ready, None)
+        if ready:
+            _deliver(ready, None)
 
     def _on_failure(self, exc):
         with self._lock:

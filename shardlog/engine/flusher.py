@@ -46,7 +46,10 @@ class ThreadFlusher:
                                   self._failed, self.retry_interval, on_low)
         self._on_failure = on_failure
         self._pending = collections.deque()
-        self._cond = threading.Condition()
+        # ``with self._guard`` where the condition is not waited on: the same
+        # lock, without the Condition's two Python-level calls per use.
+        self._guard = threading.Lock()
+        self._cond = threading.Condition(self._guard)
         self._work = threading.Lock()
         self._stop = False
         #: Callers between ``expect_help`` and the end of their ``help``.
@@ -59,7 +62,7 @@ class ThreadFlusher:
         return self.policy.full
 
     def submit(self, request):
-        with self._cond:
+        with self._guard:
             self._pending.append(request)
             if not self._helpers:
                 self._cond.notify()
@@ -70,7 +73,7 @@ class ThreadFlusher:
     def expect_help(self):
         """A caller will ``help`` next (whatever happens meanwhile: the two go in a
         try/finally): until then, submitting does not wake the thread."""
-        with self._cond:
+        with self._guard:
             self._helpers += 1
 
     def help(self):
@@ -84,7 +87,7 @@ class ThreadFlusher:
                 finally:
                     self._work.release()
         finally:
-            with self._cond:
+            with self._guard:
                 self._helpers -= 1
                 if self._pending or self.writer.wants_prepare:  # (preparing is the thread's: see _run)
                     self._cond.notify()
@@ -102,7 +105,7 @@ class ThreadFlusher:
         self._on_failure(exc)
 
     def _work_once(self):
-        with self._cond:
+        with self._guard:
             batch = list(self._pending)
             self._pending.clear()
         kept = self.policy.write(batch)

@@ -126,6 +126,8 @@ class Store:
         #: worker flushers): ``pump(timeout)`` handles their events while a
         #: caller blocks. None for flushers with threads of their own.
         self.pump: Optional[Callable[[float], object]] = None
+        #: The flushers a caller that waits may help (ThreadFlusher.help).
+        self._helpable = [d.flusher for d in disks if hasattr(d.flusher, "help")]
 
     @classmethod
     def open(cls, data_dirs: Union[StrPath, Iterable[StrPath]], *, flusher_factory: Callable[..., Any] = ThreadFlusher,
@@ -278,7 +280,7 @@ class Store:
                 done.release()
 
         if self.pump is None:
-            helped = [d.flusher for d in self._disks if hasattr(d.flusher, "help")]  # a flusher a caller may help
+            helped = self._helpable
             for flusher in helped:
                 flusher.expect_help()
             try:
@@ -378,10 +380,16 @@ class Store:
                 if more:
                     crowded = (crowded or set()) | more
             if flush:  # also the disks of ops that wrote nothing: what came before them
-                disks = {self._groups[gid].disk for _, gid, _ in ops if gid in self._groups}
-                disks.update(self._groups[gid].disk for _, gid, _ in then if gid in self._groups)
-                if runs:
-                    disks.update(self._groups[gid].disk for gid, _, _ in runs)
+                groups = self._groups
+                if len(ops) == 1 and not then and not runs:  # the common case, one group
+                    group = groups.get(ops[0][1])
+                    disks = [group.disk] if group is not None else []
+                else:
+                    disks = {groups[gid].disk for _, gid, _ in ops if gid in groups}
+                    disks.update(groups[gid].disk for _, gid, _ in then if gid in groups)
+                    if runs:
+                        disks.update(groups[gid].disk for gid, _, _ in runs)
+                    disks = list(disks)
         if crowded:
             for disk in crowded:
                 self._throttle(disk)
@@ -390,8 +398,8 @@ class Store:
                 callback(None)
             return
         if callback is not None:
-            return self._flush_disks(list(disks), callback)
-        self._wait(lambda cb: self._flush_disks(list(disks), cb), timeout)
+            return self._flush_disks(disks, callback)
+        self._wait(lambda cb: self._flush_disks(disks, cb), timeout)
 
     def _plan(self, ops, later=(), states=None, new=None):
         """Check ``ops`` without changing anything: ``([(WriteOp, gid, record value)],
