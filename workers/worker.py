@@ -25,6 +25,7 @@ import time
 import zmq
 
 from . import trace
+from .frames import readable, recv_frames
 from .messages import pack_event, unpack_request
 from .policy import FlushPolicy
 from .writer import SPARE_BYTES, ChunkWriter
@@ -141,7 +142,7 @@ def run(args):
         stopping = False
         while not stopping:
             try:
-                frames = pull.recv_multipart()  # waits at most a heartbeat (RCVTIMEO)
+                frames = recv_frames(pull)  # waits at most a heartbeat (RCVTIMEO)
             except zmq.Again:
                 frames = None
             while frames is not None:
@@ -153,13 +154,13 @@ def run(args):
                     stopping = True
                     break
                 waiting.append(req)
-                frames = pull.recv_multipart() if pull.getsockopt(zmq.EVENTS) & zmq.POLLIN else None
+                frames = recv_frames(pull) if readable(pull) else None
             now = time.monotonic()
             if waiting and policy.may_write(now):
                 kept = policy.write(list(waiting))  # positional writes: a kept batch is written again whole
                 waiting.clear()
                 waiting.extend(kept)
-            if not waiting and writer.wants_prepare and not pull.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            if not waiting and writer.wants_prepare and not readable(pull):
                 writer.prepare()  # idle: the next chunk's file, made ahead
             if now >= next_beat:
                 if policy.low is not None and not waiting:  # space freed by someone else?

@@ -148,6 +148,9 @@ class Client:
 
     def _connect(self):
         self._sock = connect_dealer(self._ctx, self.endpoint, *self._keys)
+        # Made once per connection: ``Socket.poll`` makes a Poller at every call.
+        self._poller = zmq.Poller()
+        self._poller.register(self._sock, zmq.POLLIN)
 
     def _reconnect(self, error):
         """After a Timeout: what is queued is dropped (LINGER 0), never to be
@@ -173,12 +176,18 @@ class Client:
         """Send a request now; ``.result()`` of the returned object waits for
         its reply until its deadline (``timeout`` seconds from now, default
         the client's)."""
+        return self._submit(op, timeout, fields)
+
+    def _submit(self, op, timeout, fields):
+        """``submit``, for a caller that holds the client (``_drive``)."""
         if self._closed:
             raise StoreClosed("the client is closed")
         timeout = self.timeout if timeout is None else timeout
-        if self._core.needs_hello(time.monotonic(), busy=len(self._unanswered) > 0):
+        now = time.monotonic()
+        if self._core.needs_hello(now, busy=len(self._unanswered) > 0):
             self._hello(timeout)
-        deadline = None if timeout is None else time.monotonic() + timeout
+            now = time.monotonic()
+        deadline = None if timeout is None else now + timeout
         request_id, data = self._core.request(op, fields, deadline)
         sock = self._sock
         sock.send(data)
@@ -198,7 +207,7 @@ class Client:
 
     def _receive(self, request_id, deadline, timeout):
         while request_id not in self._replies:
-            if not self._sock.poll(timeout_ms(deadline)):
+            if not self._poller.poll(timeout_ms(deadline)):
                 error = Timeout(timeout_message(timeout, self.endpoint))
                 self._reconnect(error)
                 raise error
@@ -210,6 +219,10 @@ class Client:
 
     @_exclusive
     def _result(self, pending):
+        return self._result_held(pending)
+
+    def _result_held(self, pending):
+        """``_result``, for a caller that holds the client (``_drive``)."""
         if pending.request_id not in self._replies and pending._connection != self._connection:
             # The client reconnected after another request's timeout. This one
             # may still be in the server's buffers: it may take effect until
@@ -244,12 +257,12 @@ class Client:
             item = next(gen)
             while True:
                 if type(item) is Ahead:
-                    value = self.submit(item.op, timeout, **item.fields)
+                    value = self._submit(item.op, timeout, item.fields)
                 elif type(item) is Wait:
-                    value = item.handle.result()
+                    value = self._result_held(item.handle)
                 else:
                     op, fields = item
-                    value = self.submit(op, timeout, **fields).result()
+                    value = self._result_held(self._submit(op, timeout, fields))
                 item = gen.send(value)
         except StopIteration as stop:
             return stop.value

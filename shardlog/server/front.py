@@ -43,12 +43,13 @@ from shardlog.errors import (
 )
 from shardlog.ops import AFTER_APPENDS, TAKEN_WHEN_LOW, WRITE_OPS
 from shardlog.workers import trace
+from shardlog.workers.frames import NOBLOCK, readable, recv_frames, send_frames
 
 from .config import DEFAULT_RESERVE, engine_settings
 from .metrics import serve_metrics
 from .ratelog import RateLimitedLog
 from .security import serve_curve
-from .worker_flusher import pump_all, worker_flusher_factory
+from .worker_flusher import WorkerFlusher, pump_all, worker_flusher_factory
 
 log = logging.getLogger("shardlog.front")
 
@@ -183,34 +184,35 @@ class Front:
         signal.signal(signal.SIGINT, self.stop)
 
     def serve(self):
-        poller, sockets = None, None
+        poller, started = None, None
         next_tick = 0.0
+        router = self.router
         try:
             while not self._stopping:
-                current = tuple(f.sub for f in self.flushers)
-                if current != sockets:  # a worker was restarted on new sockets
-                    sockets = current
+                if WorkerFlusher.started != started:  # a worker was (re)started on new sockets
+                    started = WorkerFlusher.started
                     poller = zmq.Poller()
-                    poller.register(self.router, zmq.POLLIN)
+                    poller.register(router, zmq.POLLIN)
                     poller.register(self._wake_r, zmq.POLLIN)
-                    for sub in sockets:
-                        poller.register(sub, zmq.POLLIN)
+                    for flusher in self.flushers:
+                        poller.register(flusher.sub, zmq.POLLIN)
                 events = dict(poller.poll(100))
                 for flusher in self.flushers:
                     if flusher.sub in events:
                         flusher.handle_events()
+                self._send_replies()  # (before the next requests: the answers are ready)
                 if self._wake_r in events:
                     self._drain_wake()
-                if self.router in events:
-                    for _ in range(1000):
+                if router in events:
+                    for _ in range(1000):  # (then the workers' events get their turn)
                         try:
-                            frames = self.router.recv_multipart(zmq.NOBLOCK)
+                            frames = recv_frames(router, NOBLOCK)
                         except zmq.Again:
                             break
                         if trace.ON:
                             trace.stamp("front.recv")
                         self._handle(frames)
-                        if self._stopping:
+                        if self._stopping or not readable(router):
                             break
                 self._send_replies()
                 now = time.monotonic()
@@ -232,7 +234,7 @@ class Front:
         if trace.ON:
             trace.stamp("front.replied")
         try:
-            self.router.send_multipart([ident, data], zmq.NOBLOCK)
+            send_frames(self.router, (ident, data), NOBLOCK)
         except zmq.Again:
             self._log_refusal("unread", logging.WARNING,
                               f"dropping a reply: client {ident.hex()} does not read its replies")
@@ -275,7 +277,7 @@ class Front:
                 raise UnknownOp(f"unknown op {msg.get('op')!r}; known: {', '.join(protocol.OPS)}")
             if self._stopping:
                 raise StoreClosed("the server is shutting down")
-            if handler != self._hello:  # (which has no effect, and is how a client learns the run)
+            if op != "hello":  # (which has no effect, and is how a client learns the run)
                 self._check_fresh(msg)
             result = handler(ident, request_id, msg)
         except ShardlogError as exc:

@@ -28,6 +28,7 @@ import time
 import zmq
 
 from shardlog.workers import trace
+from shardlog.workers.frames import NOBLOCK, readable, send_frames
 from shardlog.workers.messages import STOP, RemoveRequest, pack_request, unpack_event
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,10 @@ _PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
 
 class WorkerFlusher:
     """Supervises the flush worker of one data directory; driven by the front's loop."""
+
+    #: Workers started so far, by every flusher: the loop polls their sockets
+    #: anew when it changes (a restarted worker gets new ones).
+    started = 0
 
     def __init__(self, data_dir, on_progress, on_failure, synced=0, on_full=None, on_low=None, *, ctx, run_dir,
                  name, heartbeat=0.2, fault_file=None, file_size_limit=None, spare_bytes=None, start_timeout=30):
@@ -134,7 +139,7 @@ class WorkerFlusher:
     def handle_events(self):
         """Take every event the worker published; call when ``sub`` is readable."""
         sub = self.sub
-        while sub.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+        while readable(sub):
             self._handle_event(sub.recv())
 
     #: Seconds without a heartbeat after which the worker is reported as stuck.
@@ -176,6 +181,7 @@ class WorkerFlusher:
         return f"ipc://{self._run_dir}/{self._name}-{self._generation}-{kind}"
 
     def _start_worker(self):
+        WorkerFlusher.started += 1
         self._generation += 1
         push = self._ctx.socket(zmq.PUSH)
         push.sndhwm = 100_000
@@ -210,7 +216,7 @@ class WorkerFlusher:
         outbox = self._outbox
         while outbox:
             try:
-                self.push.send_multipart(outbox[0], zmq.NOBLOCK, copy=False)
+                send_frames(self.push, outbox[0], NOBLOCK, copy=False)
             except zmq.Again:
                 return
             outbox.popleft()
