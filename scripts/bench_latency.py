@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Latency of one durable append, and its tail under rotations, each beside its floor (issue 12).
 
-    .venv/bin/python scripts/bench_latency.py [--n 1000] [--dir DIR] [--trace] [--json]
+    .venv/bin/python scripts/bench_latency.py [--n 1000] [--rounds 20] [--dir DIR] [--trace] [--json]
 
 Every figure comes from one run, on the working disk (or --dir); read the
 ratios, machines here are shared and noisy. 100 B payloads.
 
-Single durable append, one at a time:
+Single durable append, one at a time; every case is set up at once and they
+take turns (--rounds), so that a slow spell of the machine falls on all alike:
   raw              pwrite + fdatasync appending to a file: the naive floor
   raw prealloc     the same into a preallocated (fallocate'd) file
   embedded         Store: group.append(..., flush=True), chunk files preallocated
@@ -33,6 +34,7 @@ Tail latency under rotations and deletions (the service):
 
 import argparse
 import bisect
+import contextlib
 import json
 import multiprocessing
 import os
@@ -64,47 +66,68 @@ def summary(samples):
             "max_us": round(s[-1] * 1e6, 1), "n": len(s)}
 
 
-def timed(fn, n):
+def timed(fn, first, count):
+    """Seconds of each of ``fn(first)`` .. ``fn(first + count - 1)``."""
     out = []
-    for i in range(n + WARMUP):
+    for i in range(first, first + count):
         t0 = time.perf_counter()
         fn(i)
-        if i >= WARMUP:
-            out.append(time.perf_counter() - t0)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def interleaved(cases, n, rounds):
+    """``{name: [seconds of each append]}``: every case set up at once, then
+    measured in ``rounds`` turns of n/rounds appends each, so that a slow
+    spell of this shared machine falls on every case alike (one case after
+    another, the same run put the service anywhere from 1.4x to 2.4x the
+    bare chain)."""
+    with contextlib.ExitStack() as stack:
+        appends = {name: stack.enter_context(make()) for name, make in cases.items()}
+        for append in appends.values():
+            timed(append, 0, WARMUP)
+        out = {name: [] for name in appends}
+        per_round = max(1, n // rounds)
+        for r in range(rounds):
+            for name, append in appends.items():
+                out[name] += timed(append, WARMUP + r * per_round, per_round)
     return out
 
 
 # ------------------------------------------------------------ floors and peers
 
 
-def raw(path, n, preallocate):
-    fd = os.open(os.path.join(path, "raw"), os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+@contextlib.contextmanager
+def raw(path, preallocate):
+    name = os.path.join(path, "raw-prealloc" if preallocate else "raw")
+    fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
     if preallocate:
         os.posix_fallocate(fd, 0, 64 << 20)
         os.fsync(fd)
     try:
-        return timed(lambda i: (os.pwrite(fd, PAYLOAD, i * len(PAYLOAD)), os.fdatasync(fd)), n)
+        yield lambda i: (os.pwrite(fd, PAYLOAD, i * len(PAYLOAD)), os.fdatasync(fd))
     finally:
         os.close(fd)
-        os.unlink(os.path.join(path, "raw"))
+        os.unlink(name)
 
 
-def embedded(path, n, preallocate):
-    store_dir = os.path.join(path, "embedded")
+@contextlib.contextmanager
+def embedded(path, preallocate):
+    store_dir = os.path.join(path, "embedded" if preallocate else "embedded-plain")
     with Store.open(store_dir, chunk_preallocate=preallocate) as store:
         g = store.group(1)
-        out = timed(lambda i: g.append([((1, i), PAYLOAD)], flush=True), n)
+        yield lambda i: g.append([((1, i), PAYLOAD)], flush=True)
     shutil.rmtree(store_dir)
-    return out
 
 
-def sqlite(path, n):
+@contextlib.contextmanager
+def sqlite(path):
     db = sqlite3.connect(os.path.join(path, "sqlite.db"), isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
     db.execute("CREATE TABLE log (gid INTEGER, idx INTEGER, data BLOB, PRIMARY KEY (gid, idx)) WITHOUT ROWID")
     try:
-        return timed(lambda i: db.execute("INSERT INTO log VALUES (1, ?, ?)", (i, PAYLOAD)), n)
+        yield lambda i: db.execute("INSERT INTO log VALUES (1, ?, ?)", (i, PAYLOAD))
     finally:
         db.close()
 
@@ -112,14 +135,14 @@ def sqlite(path, n):
 # ------------------------------------------------------------ the bare chain
 
 
-def _bare_worker(requests, events, path, preallocate):
+def _bare_worker(requests, events, file_path, preallocate):
     ctx = zmq.Context()
     pull, pub = ctx.socket(zmq.PULL), ctx.socket(zmq.XPUB)
     pull.linger = pub.linger = 0
     pull.bind(requests)
     pub.bind(events)
     pub.recv()  # the front's subscription: nothing published is lost from here on
-    fd = os.open(os.path.join(path, "bare"), os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = os.open(file_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
     if preallocate:
         os.posix_fallocate(fd, 0, 64 << 20)
         os.fsync(fd)
@@ -133,6 +156,7 @@ def _bare_worker(requests, events, path, preallocate):
         os.fdatasync(fd)
         pub.send_multipart([b"done", frames[0]])
     os.close(fd)
+    os.unlink(file_path)
     pull.close()
     pub.close()
     ctx.term()
@@ -172,12 +196,14 @@ def _bare_front(endpoint_queue, requests, events):
     ctx.term()
 
 
-def bare_chain(path, n, preallocate):
+@contextlib.contextmanager
+def bare_chain(path, preallocate):
     """The floor of the service's durable append: its processes and sockets, no shardlog code."""
     run = tempfile.mkdtemp(prefix="bare-", dir="/tmp")
     requests, events = f"ipc://{run}/req", f"ipc://{run}/ev"
     ports = multiprocessing.Queue()
-    worker = multiprocessing.Process(target=_bare_worker, args=(requests, events, path, preallocate))
+    file_path = os.path.join(path, "bare-prealloc" if preallocate else "bare")
+    worker = multiprocessing.Process(target=_bare_worker, args=(requests, events, file_path, preallocate))
     front = multiprocessing.Process(target=_bare_front, args=(ports, requests, events))
     worker.start()
     front.start()
@@ -193,7 +219,7 @@ def bare_chain(path, n, preallocate):
             sock.send(message)
             sock.recv()
 
-        out = timed(append, n)
+        yield append
         sock.send(b"stop")
     finally:
         sock.close()
@@ -204,11 +230,6 @@ def bare_chain(path, n, preallocate):
                 proc.kill()
                 proc.join()
         shutil.rmtree(run, ignore_errors=True)
-        try:
-            os.unlink(os.path.join(path, "bare"))
-        except FileNotFoundError:
-            pass
-    return out
 
 
 # ------------------------------------------------------------ the service
@@ -221,12 +242,13 @@ def start_service(path, name, extra=(), env=None):
     return server
 
 
-def service(path, n):
+@contextlib.contextmanager
+def service(path):
     server = start_service(path, "served")
     try:
         with Client(server.endpoint, timeout=30) as client:
             g = client.group(1)
-            return timed(lambda i: g.append([((1, i), PAYLOAD)], flush=True), n)
+            yield lambda i: g.append([((1, i), PAYLOAD)], flush=True)
     finally:
         server.stop()
 
@@ -344,6 +366,8 @@ def write_report(r, out_dir):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=1000, help="durable appends per single-append figure")
+    parser.add_argument("--rounds", type=int, default=20,
+                        help="turns the single-append figures take, n/rounds appends each (default %(default)s)")
     parser.add_argument("--seconds", type=float, default=15, help="length of each tail-latency run")
     parser.add_argument("--dir", help="where to write (default: a temporary directory on the working disk)")
     parser.add_argument("--trace", action="store_true", help="also break a durable append down step by step")
@@ -353,16 +377,16 @@ def main():
     path = tempfile.mkdtemp(prefix="bench-latency-", dir=args.dir or ROOT)
     r = {}
     try:
-        single = {
-            "raw": raw(path, args.n, False),
-            "raw prealloc": raw(path, args.n, True),
-            "embedded": embedded(path, args.n, True),
-            "embedded plain": embedded(path, args.n, False),
-            "sqlite3": sqlite(path, args.n),
-            "bare chain": bare_chain(path, args.n, False),
-            "bare chain prealloc": bare_chain(path, args.n, True),
-            "service": service(path, args.n),
-        }
+        single = interleaved({
+            "raw": lambda: raw(path, False),
+            "raw prealloc": lambda: raw(path, True),
+            "embedded": lambda: embedded(path, True),
+            "embedded plain": lambda: embedded(path, False),
+            "sqlite3": lambda: sqlite(path),
+            "bare chain": lambda: bare_chain(path, False),
+            "bare chain prealloc": lambda: bare_chain(path, True),
+            "service": lambda: service(path),
+        }, args.n, args.rounds)
         r["single"] = {name: summary(s) for name, s in single.items()}
         floor, chain = r["single"]["raw"]["median_us"], r["single"]["bare chain"]["median_us"]
         for name, s in r["single"].items():
