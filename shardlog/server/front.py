@@ -324,22 +324,30 @@ class Front:
         state are taken (ops.TAKEN_WHEN_LOW, drop_group); a new group needs
         a disk with room. Each disk is looked at at most every 0.1 s."""
         groups = self.store._groups
+        if len(ops) == 1 and columns is None and ops[0][1] in groups:  # the common case, without the sets
+            name, gid, _ = ops[0]
+            if name not in TAKEN_WHEN_LOW:
+                self._refuse_under_reserve(groups[gid].disk)
+            return
         growing = [gid for name, gid, _ in ops if name not in TAKEN_WHEN_LOW or gid not in groups]
         if columns is not None:
             growing.extend(set(columns.gids))
         if not growing:
             return
         for disk in {groups[gid].disk for gid in growing if gid in groups}:
-            free, reserve = self._free_and_reserve(disk)
-            if free < reserve:
-                raise DiskFull(f"{disk.path}: {free} bytes free, under the reserve of {reserve}; only "
-                               f"{', '.join(sorted(TAKEN_WHEN_LOW))} and drop_group are taken: purge, drop "
-                               "groups or free space")
+            self._refuse_under_reserve(disk)
         if any(gid not in groups for gid in growing):  # (which also marks the disks under their reserve)
             room = {d.path: self._free_and_reserve(d) for d in self.store._disks}
             if all(free < reserve for free, reserve in room.values()):
                 raise DiskFull(f"every disk is under the reserve (free, reserve bytes: {room}); "
                                "free space or add a disk")
+
+    def _refuse_under_reserve(self, disk):
+        free, reserve = self._free_and_reserve(disk)
+        if free < reserve:
+            raise DiskFull(f"{disk.path}: {free} bytes free, under the reserve of {reserve}; only "
+                           f"{', '.join(sorted(TAKEN_WHEN_LOW))} and drop_group are taken: purge, drop "
+                           "groups or free space")
 
     def _free_and_reserve(self, disk):
         """``(free bytes, reserve bytes)`` of ``disk``, looked at at most every
@@ -418,7 +426,7 @@ class Front:
     def _submit(self, ident, request_id, msg, ops, columns=None, then=()):
         """The front's one write path: a single write is a batch of one."""
         self._check_size(ops, columns)
-        self._check_space(ops + list(then), columns)
+        self._check_space(ops + list(then) if then else ops, columns)
         if msg.get("flush"):
             self.store.write_normalized(ops, flush=True, callback=self._reply_later(ident, request_id),
                                         columns=columns, then=then)

@@ -263,12 +263,10 @@ class WorkerFlusher:
 
     def _prune(self):
         """Forget requests that are done and durable; keep the rest for a resend."""
-        inflight = self._inflight
+        inflight, done_seq, synced = self._inflight, self.done_seq, self.synced
         while inflight:
             seq, (req, _) = next(iter(inflight.items()))
-            if seq > self.done_seq:
-                break
-            if not isinstance(req, RemoveRequest) and req.at + len(req.data) > self.synced:
+            if seq > done_seq or (type(req) is not RemoveRequest and req.at + len(req.data) > synced):
                 break
             inflight.popitem(last=False)
 
