@@ -80,6 +80,7 @@ class FlushPolicy:
                 self._on_failed(exc)
                 return ()
         self._on_done(batch[-1].seq, synced)
+        self.writer.record_synced()
         return ()
 
     def look_at_space(self, now):

@@ -322,12 +322,17 @@ class ChunkWriter:
         self._latencies.append(elapsed)
         self._dirty.clear()
         self.synced = self.written
-        self.marks.set_synced(self.synced)
         # Only the newest file is still being written; keep its descriptor.
         if len(self._fds) > 1:
             newest = max(self._fds)
             for chunk in [c for c in self._fds if c != newest]:
                 self.files.close(self._fds.pop(chunk))
+
+    def record_synced(self):
+        """Write to the marks how far the stream is durable. Its owner calls it
+        after reporting a batch, not inside ``sync``: the mark need not be
+        durable and may lag, and its write then delays no reply (issue 12)."""
+        self.marks.set_synced(self.synced)
 
     def snapshot(self):
         """The counters, with sync-round latency percentiles and the rate since the last snapshot."""
