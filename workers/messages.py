@@ -50,12 +50,16 @@ class RemoveRequest(NamedTuple):
 
 import msgpack  # noqa: E402
 
+#: One Packer for every message (``msgpack.packb`` makes one at every call):
+#: see shardlog.client.protocol.pack.
+_pack = msgpack.Packer(use_bin_type=True).pack
+
 
 def pack_request(req):
     """Frames of a request for the worker."""
     if isinstance(req, WriteRequest):
-        return [msgpack.packb(["w", req.seq, req.chunk, req.at, req.sync, req.reserve]), req.data]
-    return [msgpack.packb(["r", req.seq, list(req.chunks), req.end])]
+        return [_pack(["w", req.seq, req.chunk, req.at, req.sync, req.reserve]), req.data]
+    return [_pack(["r", req.seq, list(req.chunks), req.end])]
 
 
 STOP = msgpack.packb(["stop"])
@@ -75,7 +79,7 @@ def unpack_request(frames):
 
 
 def pack_event(*fields):
-    return msgpack.packb(list(fields))
+    return _pack(list(fields))
 
 
 def unpack_event(data):
