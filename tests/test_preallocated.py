@@ -292,3 +292,76 @@ def test_a_clean_stop_leaves_no_chunk_file_made_ahead(tmp_path):
     assert (tmp_path / PREPARED_FILE).stat().st_size == 4096
     writer.close()
     assert not (tmp_path / PREPARED_FILE).exists()
+
+
+class CountingFiles(OsFiles):
+    """Real files, with the fsyncs and directory fsyncs counted in order."""
+
+    def __init__(self):
+        self.syncs = []
+
+    def fdatasync(self, fd):
+        self.syncs.append("fsync")
+        os.fdatasync(fd)
+
+    def sync_dir(self, path):
+        self.syncs.append("dir")
+        super().sync_dir(path)
+
+
+def test_a_rotation_into_the_prepared_file_costs_one_fsync_more_than_a_batch(tmp_path):
+    """The chunk before is made durable first (only the newest chunk may be
+    torn); the rename of the prepared file is not (recovery finds the chunk
+    under its old name: the next test). So no request waits on a rotation
+    beyond one fsync (issue 12)."""
+    files = CountingFiles()
+    writer = ChunkWriter(tmp_path, files=files)
+    writer.write_batch([WriteRequest(1, 0, 0, b"a" * 100, True, 4096)])
+    writer.prepare()  # idle: the next chunk's file, made ahead with its name durable
+    assert files.syncs[-1] == "dir"
+    files.syncs.clear()
+    writer.write_batch([WriteRequest(2, 0, 100, b"f" * 10, False, 4096),  # the end of chunk 0 ...
+                        WriteRequest(3, 110, 110, b"b" * 10, True, 4096)])  # ... and the next one
+    assert files.syncs == ["fsync", "fsync"]
+    writer.close()
+    assert (tmp_path / chunk_file_name(110)).stat().st_size == 4096
+
+
+def test_a_chunk_whose_rename_did_not_reach_the_disk_is_found_under_the_prepared_name():
+    from shardlog.testing.simfs import SimFiles, open_store
+
+    path, settings = "/sim/data", dict(chunk_max_size=4096)
+    fs = SimFiles()
+    store = open_store(fs, path, **settings)
+    writer = store._disks[0].flusher.writer
+    g = store.group(1)
+    g.append([((1, 0), PAYLOAD)], flush=True)
+    assert PREPARED_FILE in fs.file_names(path)
+    writer.prepare = lambda: None  # no idle work after this: nothing fsyncs the directory again
+    i = 1
+    while len([n for n in fs.file_names(path) if n.endswith(".wal")]) < 2:
+        g.append([((1, i), PAYLOAD)], flush=True)  # each acknowledged as durable
+        i += 1
+    g.append([((1, i), PAYLOAD)], flush=True)
+    after = fs.after_crash()  # power lost: the rename into place had not reached the disk
+    assert len([n for n in after.file_names(path) if n.endswith(".wal")]) == 1
+    assert PREPARED_FILE in after.file_names(path)
+    reopened = open_store(after, path, **settings)
+    assert reopened.group(1).state().last == (1, i)
+    assert list(reopened.group(1).read(0, i + 1)) == [((1, k), PAYLOAD) for k in range(i + 1)]
+    assert PREPARED_FILE not in after.file_names(path) and len(after.file_names(path)) >= 2
+
+
+def test_a_newest_chunk_under_the_prepared_name_is_dumped_and_taken_back(data_dir, capsys):
+    from shardlog.cli.main import main
+
+    f, _ = written_and_killed(data_dir)
+    start = int(f.name[2:-4].replace("_", ""))
+    os.rename(f, data_dir / PREPARED_FILE)  # as a power loss leaves a rename that had not reached the disk
+    assert main(["dump", str(data_dir)]) == 0
+    out = capsys.readouterr().out
+    assert f"{PREPARED_FILE} (chunk {start}: its rename had not reached the disk)" in out
+    assert out.count("Append(g=1") == 5
+    with Store.open(data_dir) as store:
+        assert f.exists()
+        assert list(store.group(1).read(0, 5)) == [((1, i), PAYLOAD) for i in range(5)]

@@ -15,11 +15,12 @@ its chunk's file gets when the writer creates it, zero-filled
 (``posix_fallocate``). Records then land inside the file, its size does not
 change, and an fdatasync has no metadata to write: 0.67-0.76x the time of
 one that grows the file (issue 12). The next chunk's file is made ahead
-(``prepare``, PREPARED_FILE), by the writer's owner while it is idle, and
-renamed into place when the chunk begins; a prepared file left by an earlier
-run is never used (its rename may not have become durable while records went
-into it). Before a chunk begins, the one before it is cut to its last record
-and made durable. What recovery tells apart (shardlog.engine.recovery):
+(``prepare``, PREPARED_FILE, its name made durable), by the writer's owner
+while it is idle, and renamed into place when the chunk begins, without a
+directory fsync: after a power loss recovery gives a prepared file that
+opens with a chunk header that chunk's name. A prepared file left by an
+earlier run is never used for a new chunk. Before a chunk begins, the one
+before it is cut to its last record and made durable. What recovery tells apart (shardlog.engine.recovery):
 zeros after the newest chunk's last record are room not used yet; a record
 cut short then zeros is a torn write; zeros after a footer are a cut the
 writer did not get to make.
@@ -136,19 +137,26 @@ class ChunkWriter:
         if not self._fds and self.marks.create():
             self.files.sync_dir(self.data_dir)
         path = chunk_path(self.data_dir, chunk)
+        renamed = False
         if reserve and self.low is None and not self.files.exists(path):
             if not self._prepared:  # (one made for another reserve is used as it is: no fallocate here)
                 self._prepare_tried = False
                 self.prepare()
             if self._prepared:
+                # Not made durable: recovery finds the chunk under the prepared
+                # name if the rename did not reach the disk, and the prepared
+                # file's own name is durable (``prepare``). One directory fsync
+                # fewer in every rotation (issue 12).
                 self.files.rename(self._prepared_path, path)
                 self._prepared = 0
+                renamed = True
         self._prepare_tried = False
         fd = self.files.open(path, "w")
         self._fds[chunk] = fd
-        # The file may be new, or created by a worker that died before
-        # fsyncing the directory: make its entry durable either way.
-        self._dir_dirty = True
+        if not renamed:
+            # The file may be new, or created by a worker that died before
+            # fsyncing the directory: make its entry durable either way.
+            self._dir_dirty = True
         return fd
 
     # ------------------------------------------------------------ preallocated chunk files
@@ -169,6 +177,10 @@ class ChunkWriter:
         self._discard_prepared()
         try:
             self.files.allocate(self._prepared_path, self._reserve)
+            # Its name durable before records go into it: the rename that puts
+            # it in place is not (``_begin``). This also makes the last such
+            # rename durable, so at most the newest chunk has its old name.
+            self.files.sync_dir(self.data_dir)
         except OSError as exc:
             log.warning("%s: chunk files are not preallocated for now: %s", self.data_dir, exc)
             self._discard_prepared()

@@ -176,18 +176,22 @@ def _cmd_top(args):
 
 def _cmd_dump(args):
     from shardlog.engine import codec
-    from shardlog.engine.recovery import resync
-    from shardlog.workers.naming import list_chunks
+    from shardlog.engine.recovery import prepared_chunk, resync
+    from shardlog.workers.naming import PREPARED_FILE, list_chunks
 
     if not os.path.isdir(args.data_dir):
         raise CliError(f"{'not a directory' if os.path.exists(args.data_dir) else 'no such data directory'}: "
                        f"{args.data_dir}")
     files, ignored = list_chunks(args.data_dir)
+    prepared = prepared_chunk(args.data_dir)
+    if prepared is not None and prepared not in dict(files):  # the newest chunk, under its old name
+        files = sorted(files + [(prepared, os.path.join(args.data_dir, PREPARED_FILE))])
     if not files:
         print(f"{args.data_dir}: no chunk files", file=sys.stderr)
         return 1
     for start, path in files:
-        print(f"{os.path.basename(path)}")
+        print(f"{os.path.basename(path)}" + (f" (chunk {start}: its rename had not reached the disk)"
+                                             if os.path.basename(path) == PREPARED_FILE else ""))
         with open(path, "rb") as f:
             data = f.read()
         pos = n = 0

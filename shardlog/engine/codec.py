@@ -165,6 +165,17 @@ def encode_chunk_header(chunk_offset) -> bytes:
     return head + CRC.pack(zlib.crc32(head))
 
 
+def chunk_header_offset(data) -> Optional[int]:
+    """The offset a whole, valid ChunkHeader at the start of ``data`` names, or None."""
+    if len(data) < CHUNK_HEADER_SIZE:
+        return None
+    rtype, _, offset = CHUNK_HEADER_HEAD.unpack_from(data)
+    if rtype != CHUNK_HEADER or CRC.unpack_from(data, CHUNK_HEADER_HEAD.size)[0] != zlib.crc32(
+            bytes(data[:CHUNK_HEADER_HEAD.size])):
+        return None
+    return offset
+
+
 class FooterGroup(NamedTuple):
     """One group a sealed chunk touched, as its footer tells it.
 

@@ -32,7 +32,7 @@ from shardlog.ops import APPLY_RECORD, apply_append
 from shardlog.types import LogState, next_index
 from shardlog.workers.files import OS_FILES
 from shardlog.workers.marks import MarksWriter, read_marks
-from shardlog.workers.naming import chunk_file_name, list_chunks
+from shardlog.workers.naming import PREPARED_FILE, chunk_file_name, chunk_path, list_chunks
 
 from . import codec
 from .chunks import ChunkSet
@@ -369,6 +369,42 @@ def _check_marks(data_dir, files, marks, salvage, fs):
     return files
 
 
+def prepared_chunk(data_dir, fs=OS_FILES):
+    """The offset of the chunk the prepared file holds (its header names it),
+    or None: no prepared file, or one that holds zeros (not used yet)."""
+    path = os.path.join(data_dir, PREPARED_FILE)
+    if not fs.exists(path):
+        return None
+    fd = fs.open(path, "r")
+    try:
+        return codec.chunk_header_offset(fs.pread(fd, codec.CHUNK_HEADER_SIZE, 0))
+    finally:
+        fs.close(fd)
+
+
+def _adopt_prepared(data_dir, fs):
+    """Give the chunk file made ahead (naming.PREPARED_FILE) its chunk's name
+    when records went into it.
+
+    The writer renames that file into place when a chunk begins and does not
+    make the rename durable (workers/writer.py: a rotation costs one fsync
+    more than a batch, not two): after a power loss the new chunk may be
+    found under the prepared name, its header naming the chunk. A prepared
+    file not used yet holds zeros; it stays, for the writer to delete."""
+    start = prepared_chunk(data_dir, fs)
+    if start is None:
+        return
+    path, target = os.path.join(data_dir, PREPARED_FILE), chunk_path(data_dir, start)
+    if fs.exists(target):  # (the rename is atomic: never both, short of another program's doing)
+        log.error("%s: %s holds chunk %s, which exists too: left as it is", data_dir, PREPARED_FILE,
+                  chunk_file_name(start))
+        return
+    log.warning("%s: %s holds chunk %s (its rename had not reached the disk): renaming it", data_dir,
+                PREPARED_FILE, chunk_file_name(start))
+    fs.rename(path, target)
+    fs.sync_dir(data_dir)
+
+
 def replay(data_dir, truncate_incomplete_record=True, mode="tolerate-tail", footers=True, fs=OS_FILES):
     """Read the chunks of ``data_dir`` and rebuild its groups.
 
@@ -388,6 +424,7 @@ def replay(data_dir, truncate_incomplete_record=True, mode="tolerate-tail", foot
         raise ValueError(f"recovery mode must be one of {', '.join(RECOVERY_MODES)}, not {mode!r}")
     salvage = mode == "salvage"
     footers = footers and not salvage  # salvage looks at every record
+    _adopt_prepared(data_dir, fs)
     files, ignored = list_chunks(data_dir, fs)
     for name in ignored:
         log.warning("%s: ignoring %s: not a chunk file name", data_dir, name)
