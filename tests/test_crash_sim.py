@@ -311,3 +311,29 @@ def test_a_relocation_run_cut_short_by_a_crash_is_dropped_whole(kept):
                 store.group(7).append([((1, 40 * k + i), b"z" * 50)])
                 store.group(7).purge((1, 40 * k + i))
                 store.flush()
+
+
+def test_the_marks_never_run_ahead_of_a_chunk_whose_name_is_not_durable_yet():
+    """A process crash leaves the newest chunk with its name not yet durable;
+    the store reopens on the same disk, and its first batch does not fsync.
+    The marks must not say that chunk's bytes are durable then: after a power
+    loss the chunk is gone and the stream would end below them, which the
+    next open refuses (a review found it; the marks were written after every
+    batch from the offset recovery ended at)."""
+    settings = dict(chunk_max_size=1024, chunk_preallocate=False, write_buffer_size=64)
+    fs = SimFiles()
+    store = open_store(fs, PATH, **settings)
+    g = store.group(1)
+    for i in range(12):
+        g.append([((1, i), b"x" * 100)], flush=True)
+    chunks = len([n for n in fs.file_names(PATH) if n.startswith("r-")])
+    while len([n for n in fs.file_names(PATH) if n.startswith("r-")]) == chunks:
+        i += 1
+        g.append([((1, i), b"y" * 100)])  # over write_buffer_size: sent, not synced
+        store.pump(0)
+    store = open_store(fs, PATH, **settings)  # the process crashed; the machine did not
+    store.group(1).append([((1, i + 1), b"z" * 100)])  # a batch that does not fsync
+    store.pump(0)
+    after = fs.after_crash(KeepAll())  # then the power (the marks' write reached the disk)
+    with open_store(after, PATH, **settings) as reopened:
+        assert reopened.group(1).state().last[1] >= 11

@@ -84,6 +84,8 @@ class ChunkWriter:
         #: RemoveRequests of the batch just written, carried out by ``remove_all``.
         self._removals = []
         self._dir_dirty = False
+        #: Where the last fsync round left the stream durable (0: none yet).
+        self._round_synced = 0
         #: End of the last byte written; everything below is durable once synced.
         self.written = 0
         self.synced = 0
@@ -177,14 +179,18 @@ class ChunkWriter:
         self._discard_prepared()
         try:
             self.files.allocate(self._prepared_path, self._reserve)
-            # Its name durable before records go into it: the rename that puts
-            # it in place is not (``_begin``). This also makes the last such
-            # rename durable, so at most the newest chunk has its old name.
-            self.files.sync_dir(self.data_dir)
         except OSError as exc:
             log.warning("%s: chunk files are not preallocated for now: %s", self.data_dir, exc)
             self._discard_prepared()
             return
+        # Its name durable before records go into it: the rename that puts it
+        # in place is not (``_begin``). This also makes the last such rename
+        # durable, so at most the newest chunk has its old name. A failure is
+        # an fsync's, and fails the disk (FlushPolicy.prepare).
+        try:
+            self.files.sync_dir(self.data_dir)
+        except OSError as exc:
+            raise SyncFailed(exc.errno, f"fsync of the directory failed: {exc.strerror}") from exc
         self._prepared = self._reserve
 
     def _discard_prepared(self):
@@ -333,7 +339,7 @@ class ChunkWriter:
         self.stats["sync_buckets"][bisect.bisect_left(SYNC_BUCKETS, elapsed)] += 1
         self._latencies.append(elapsed)
         self._dirty.clear()
-        self.synced = self.written
+        self.synced = self._round_synced = self.written
         # Only the newest file is still being written; keep its descriptor.
         if len(self._fds) > 1:
             newest = max(self._fds)
@@ -341,10 +347,14 @@ class ChunkWriter:
                 self.files.close(self._fds.pop(chunk))
 
     def record_synced(self):
-        """Write to the marks how far the stream is durable. Its owner calls it
-        after reporting a batch, not inside ``sync``: the mark need not be
-        durable and may lag, and its write then delays no reply (issue 12)."""
-        self.marks.set_synced(self.synced)
+        """Write to the marks how far this writer's fsync rounds made the stream
+        durable. Its owner calls it after reporting a batch, not inside
+        ``sync``: the mark need not be durable and may lag, and its write then
+        delays no reply (issue 12). Not ``synced``, which starts where recovery
+        ended: the newest chunk's name may not be durable until a round has
+        fsynced the directory (a review found the marks then ran ahead of the
+        chunks on disk, and the next open refused them)."""
+        self.marks.set_synced(self._round_synced)
 
     def snapshot(self):
         """The counters, with sync-round latency percentiles and the rate since the last snapshot."""
