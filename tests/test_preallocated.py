@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from shardlog import ChunkMissing, CorruptedLog, Store
+from shardlog import ChunkMissing, CorruptedLog, DiskFailed, Store
 from shardlog.engine import codec
 from shardlog.engine.flusher import ThreadFlusher
 from shardlog.workers.files import OsFiles
@@ -365,3 +365,33 @@ def test_a_newest_chunk_under_the_prepared_name_is_dumped_and_taken_back(data_di
     with Store.open(data_dir) as store:
         assert f.exists()
         assert list(store.group(1).read(0, 5)) == [((1, i), PAYLOAD) for i in range(5)]
+
+
+class DirSyncFails(OsFiles):
+    def __init__(self):
+        self.failing = False
+
+    def sync_dir(self, path):
+        if self.failing:
+            raise OSError(errno.EIO, "Input/output error (test)")
+        super().sync_dir(path)
+
+
+def test_a_failed_directory_fsync_while_making_the_next_chunk_fails_the_disk(data_dir):
+    """The chunk file made ahead gets its name durable then, and the rename of
+    the one before depends on it: its fsync failing is a failed fsync (a
+    review found it logged as "not preallocated" and the disk going on)."""
+    files = DirSyncFails()
+    store = Store.open(data_dir, chunk_max_size=64 << 10,
+                       flusher_factory=lambda *args, **kwargs: ThreadFlusher(*args, files=files, **kwargs))
+    try:
+        g = fill(store, 1, 0, 10)
+        assert prepared_made(data_dir, 64 << 10)
+        files.failing = True
+        fill(store, 1, 10, 600)  # the chunk rotates into the file made ahead; the next one fails
+        assert poll_for(lambda: store._disks[0].failed is not None, 10)
+        with pytest.raises(DiskFailed):
+            g.append([((1, 610), PAYLOAD)], flush=True)
+    finally:
+        files.failing = False
+        store.close()

@@ -60,8 +60,7 @@ class FlushPolicy:
                     self.full = f"{self.writer.data_dir}: {exc.strerror or exc}"
                     self._on_full(self.full)
                 return batch
-            self.failed = f"{self.writer.data_dir}: {exc}"
-            self._on_failed(exc)
+            self._fail(exc)
             return ()
         if self.writer.low != self.low:
             self.note_low()
@@ -76,12 +75,25 @@ class FlushPolicy:
             try:
                 self.writer.remove_all(removals)
             except Exception as exc:
-                self.failed = f"{self.writer.data_dir}: {exc}"
-                self._on_failed(exc)
+                self._fail(exc)
                 return ()
         self._on_done(batch[-1].seq, synced)
         self.writer.record_synced()
         return ()
+
+    def prepare(self):
+        """While idle: the next chunk's file, made ahead (ChunkWriter.prepare).
+        Its directory fsync failing fails the disk, as a batch's would."""
+        if self.failed is not None:
+            return
+        try:
+            self.writer.prepare()
+        except Exception as exc:
+            self._fail(exc)
+
+    def _fail(self, exc):
+        self.failed = f"{self.writer.data_dir}: {exc}"
+        self._on_failed(exc)
 
     def look_at_space(self, now):
         """While idle on the spare: hold it again if space was freed meanwhile

@@ -161,7 +161,7 @@ def run(args):
                 waiting.clear()
                 waiting.extend(kept)
             if not waiting and writer.wants_prepare and not readable(pull):
-                writer.prepare()  # idle: the next chunk's file, made ahead
+                policy.prepare()  # idle: the next chunk's file, made ahead
             if now >= next_beat:
                 if policy.low is not None and not waiting:  # space freed by someone else?
                     policy.look_at_space(now)

@@ -98,7 +98,8 @@ class ThreadFlusher:
             self._stop = True
             self._cond.notify()
         self._thread.join()
-        self.writer.close()
+        with self._work:  # (a caller's help may still be finishing its batch)
+            self.writer.close()
 
     def _failed(self, exc):
         log.error("flusher of %s failed: %s", self.writer.data_dir, exc)
@@ -142,4 +143,4 @@ class ThreadFlusher:
                 elif policy.low is not None:
                     policy.look_at_space(time.monotonic())
                 else:
-                    writer.prepare()
+                    policy.prepare()

@@ -281,7 +281,7 @@ class InlineFlusher:
             batch, self._pending = self._pending, []
             self.policy.write(batch)  # its callbacks may submit more: the loop runs them too
         if self.policy.failed is None:
-            self.writer.prepare()  # what the thread does when idle
+            self.policy.prepare()  # what the thread does when idle
 
     def stats(self):
         return self.writer.snapshot()
