@@ -50,8 +50,10 @@ class RemoveRequest(NamedTuple):
 
 import msgpack  # noqa: E402
 
-#: One Packer for every message (``msgpack.packb`` makes one at every call):
-#: see shardlog.client.protocol.pack.
+#: One Packer for every message (``msgpack.packb`` makes one at every call:
+#: 1.1 of its 2.4 µs here). Each process packs these in one thread only (the
+#: front's loop, the worker's), and they are small: a Packer is not
+#: thread-safe, and keeps the buffer of the largest message it packed.
 _pack = msgpack.Packer(use_bin_type=True).pack
 
 

@@ -33,11 +33,10 @@ _ERRORS = error_classes()
 _OLD_CODES = {"ShuttingDown": "StoreClosed"}
 
 
-#: ``msgpack.packb`` makes a Packer at every call (1.1 of its 2.4 µs here).
-#: One Packer serves every thread: its ``pack`` runs no Python code for the
-#: plain values of messages, so it holds the GIL throughout, and its buffer is
-#: emptied when a value cannot be packed.
-pack = msgpack.Packer(use_bin_type=True).pack
+def pack(message):
+    # (Not one shared Packer, though packb makes one at every call: a Packer is
+    # not thread-safe, and keeps the buffer of the largest message it packed.)
+    return msgpack.packb(message, use_bin_type=True)
 
 
 def unpack(data):

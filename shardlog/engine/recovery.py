@@ -373,9 +373,10 @@ def prepared_chunk(data_dir, fs=OS_FILES):
     """The offset of the chunk the prepared file holds (its header names it),
     or None: no prepared file, or one that holds zeros (not used yet)."""
     path = os.path.join(data_dir, PREPARED_FILE)
-    if not fs.exists(path):
+    try:
+        fd = fs.open(path, "r")
+    except FileNotFoundError:  # (none, or renamed meanwhile: dump reads live directories)
         return None
-    fd = fs.open(path, "r")
     try:
         return codec.chunk_header_offset(fs.pread(fd, codec.CHUNK_HEADER_SIZE, 0))
     finally:
