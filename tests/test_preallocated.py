@@ -395,3 +395,14 @@ def test_a_failed_directory_fsync_while_making_the_next_chunk_fails_the_disk(dat
     finally:
         files.failing = False
         store.close()
+
+
+class TakesNothing(OsFiles):
+    def pwrite(self, fd, data, offset):
+        return 0
+
+
+def test_a_write_that_takes_no_bytes_fails_the_batch_instead_of_spinning(tmp_path):
+    writer = ChunkWriter(tmp_path, files=TakesNothing())
+    with pytest.raises(OSError, match="took no bytes"):
+        writer.write_batch([WriteRequest(1, 0, 0, b"a" * 100, True, 0)])

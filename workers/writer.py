@@ -297,6 +297,8 @@ class ChunkWriter:
                     view = memoryview(data)[n:]
                     pos += n
                     while view:
+                        if n == 0:  # (no progress: a file system that takes nothing and says nothing)
+                            raise OSError(errno.EIO, f"a write to chunk {req.chunk} took no bytes")
                         n = self.files.pwrite(fd, view, pos)
                         view = view[n:]
                         pos += n
