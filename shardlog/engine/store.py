@@ -374,7 +374,7 @@ class Store:
             placement = self._placement(list(new)) if new else None
             crowded = self._apply(planned, placement)
             if runs:
-                crowded = self._apply_columns(columns, runs, placement, crowded)
+                crowded, column_disks = self._apply_columns(columns, runs, placement, crowded)
             if planned_then:
                 more = self._apply(planned_then, placement)
                 if more:
@@ -388,7 +388,7 @@ class Store:
                     disks = {groups[gid].disk for _, gid, _ in ops if gid in groups}
                     disks.update(groups[gid].disk for _, gid, _ in then if gid in groups)
                     if runs:
-                        disks.update(groups[gid].disk for gid, _, _ in runs)
+                        disks.update(column_disks)
                     disks = list(disks)
         if crowded:
             for disk in crowded:
@@ -450,6 +450,7 @@ class Store:
         groups = self._groups
         terms, indexes = columns.terms, columns.indexes
         lasts = {}
+        writable = set()  # disks checked already: once per disk, not per group
         runs = columns.runs()
         for gid, lo, hi in runs:
             if gid in lasts:  # a group in two runs: the second follows the first
@@ -458,8 +459,9 @@ class Store:
                 group = groups.get(gid)
                 if group is None:
                     new[gid] = None
-                else:
+                elif group.disk not in writable:
                     group.disk.check_writable("append")
+                    writable.add(group.disk)
                 state = states.get(gid)
                 last = state.last if state is not None else None if group is None else group.last
             log_ids = ((terms[lo], indexes[lo]),) if hi - lo == 1 else zip(terms[lo:hi], indexes[lo:hi])
@@ -509,7 +511,7 @@ class Store:
     def _apply_columns(self, columns, runs, placement, crowded):
         """``_apply`` of the runs of appends in columns that ``_plan_columns``
         checked, handed to each disk as one list (a group's runs stay in order:
-        a group is on one disk)."""
+        a group is on one disk). Returns ``(crowded, the disks written to)``."""
         groups = self._groups
         by_disk = {}
         for gid, lo, hi in runs:
@@ -526,7 +528,7 @@ class Store:
             if disk.end - disk.synced > self._max_unsynced:
                 crowded = crowded or set()
                 crowded.add(disk)
-        return crowded
+        return crowded, by_disk.keys()
 
     def _throttle(self, disk):
         """Backpressure: a writer waits while its disk holds too many unsynced bytes."""

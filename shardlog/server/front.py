@@ -334,6 +334,9 @@ class Front:
             growing.extend(set(columns.gids))
         if not growing:
             return
+        if len(self.store._disks) == 1:  # (its groups and any new one: one look, not one per group)
+            self._refuse_under_reserve(self.store._disks[0])
+            return
         for disk in {groups[gid].disk for gid in growing if gid in groups}:
             self._refuse_under_reserve(disk)
         if any(gid not in groups for gid in growing):  # (which also marks the disks under their reserve)
