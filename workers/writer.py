@@ -20,10 +20,10 @@ while it is idle, and renamed into place when the chunk begins, without a
 directory fsync: after a power loss recovery gives a prepared file that
 opens with a chunk header that chunk's name. A prepared file left by an
 earlier run is never used for a new chunk. Before a chunk begins, the one
-before it is cut to its last record and made durable. What recovery tells apart (shardlog.engine.recovery):
-zeros after the newest chunk's last record are room not used yet; a record
-cut short then zeros is a torn write; zeros after a footer are a cut the
-writer did not get to make.
+before it is cut to its last record and made durable. What recovery tells
+apart (shardlog.engine.recovery): zeros after the newest chunk's last record
+are room not used yet; a record cut short then zeros is a torn write; zeros
+after a footer are a cut the writer did not get to make.
 """
 
 import bisect
