@@ -399,14 +399,12 @@ class Disk:
                 self.synced = synced
             else:
                 synced = self.synced
-            cache = self.cache
-            if (cache.items > cache.max_items or cache.bytes > cache.max_bytes) and cache.writes[0][3] <= synced:
-                cache.evict(synced)  # cache.evictable, inlined: this runs after every flush
+            if self.cache.evictable(synced):
+                self.cache.evict(synced)
             ready = []
             # Deleting the chunks this progress made removable is the
             # flusher's work from here: no flush waits for it (issue 12).
-            if len(self.chunks.chunks) > 1:  # (the open chunk alone: nothing to collect)
-                self._collect_garbage()
+            self._collect_garbage()
             waiters = self.waiters
             while waiters and waiters[0][0] <= synced and waiters[0][1] <= seq:
                 ready.append(waiters.popleft()[2])

@@ -323,24 +323,19 @@ class Front:
         under the reserve, only ops that free space or hold a few bytes of
         state are taken (ops.TAKEN_WHEN_LOW, drop_group); a new group needs
         a disk with room. Each disk is looked at at most every 0.1 s."""
-        groups = self.store._groups
-        if len(ops) == 1 and columns is None and ops[0][1] in groups:  # the common case, without the sets
-            name, gid, _ = ops[0]
-            if name not in TAKEN_WHEN_LOW:
-                self._refuse_under_reserve(groups[gid].disk)
-            return
+        groups, disks = self.store._groups, self.store._disks
         growing = [gid for name, gid, _ in ops if name not in TAKEN_WHEN_LOW or gid not in groups]
+        if not growing and (columns is None or not len(columns)):
+            return
+        if len(disks) == 1:  # (its groups and any new one: one look, not one per group)
+            self._refuse_under_reserve(disks[0])
+            return
         if columns is not None:
             growing.extend(set(columns.gids))
-        if not growing:
-            return
-        if len(self.store._disks) == 1:  # (its groups and any new one: one look, not one per group)
-            self._refuse_under_reserve(self.store._disks[0])
-            return
         for disk in {groups[gid].disk for gid in growing if gid in groups}:
             self._refuse_under_reserve(disk)
         if any(gid not in groups for gid in growing):  # (which also marks the disks under their reserve)
-            room = {d.path: self._free_and_reserve(d) for d in self.store._disks}
+            room = {d.path: self._free_and_reserve(d) for d in disks}
             if all(free < reserve for free, reserve in room.values()):
                 raise DiskFull(f"every disk is under the reserve (free, reserve bytes: {room}); "
                                "free space or add a disk")
