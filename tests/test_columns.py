@@ -282,3 +282,15 @@ def test_then_is_checked_against_the_ops_before_it(open_store):
     assert store.groups() == []
     store.write_normalized([("commit", 1, (1, 5))], columns=columns, then=[("commit", 1, (1, 6))])
     assert store.group(1).state().committed == (1, 6)
+
+
+def test_read_replies_in_columns_decode_to_rows_and_disagreeing_columns_are_refused():
+    from array import array
+
+    from shardlog.client.protocol import columns_in, columns_out
+
+    page = columns_out(7, array("Q", [1, 1, 3]), array("I", [2, 0, 3]), [b"ab", b"", b"xyz"], 10)
+    assert columns_in(msgpack.unpackb(msgpack.packb(page))) == [((1, 7), b"ab"), ((1, 8), b""), ((3, 9), b"xyz")]
+    for bad in (dict(page, data=b"abxy"), dict(page, data=b"abxyz!"), dict(page, sizes=page["sizes"][:4])):
+        with pytest.raises(BadRequest, match="disagree"):
+            columns_in(bad)

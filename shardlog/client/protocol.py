@@ -7,7 +7,7 @@ a LogState as a 5-element array ``[vote, last, committed, purged, user_data]``.
 
 import sys
 from array import array
-from itertools import accumulate
+from io import BytesIO
 
 import msgpack
 
@@ -103,10 +103,11 @@ def columns_in(page):
         terms.byteswap()
         sizes.byteswap()
     data, first = page["data"], page["first"]
-    ends = list(accumulate(sizes))
-    if len(terms) != len(sizes) or (ends[-1] if ends else 0) != len(data):
+    if len(terms) != len(sizes) or sum(sizes) != len(data):
         raise BadRequest("a read reply whose columns disagree")
-    payloads = [data[a:b] for a, b in zip([0, *ends], ends)]
+    # Each payload is read off the blob in C: a slice per entry, built in a
+    # Python loop, took a third of the decoding (issue 11: reads).
+    payloads = map(BytesIO(data).read, sizes)
     return list(zip(zip(terms, range(first, first + len(terms))), payloads))
 
 
