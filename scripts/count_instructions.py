@@ -32,8 +32,10 @@ SMALL, LARGE = 200, 700
 
 _APPENDS = """
 import sys, time
-sys.path.insert(0, {src!r})
+sys.path.insert(0, {path!r})
 {setup}
+import os, shardlog.workers.writer
+assert os.path.realpath(shardlog.workers.writer.__file__).startswith({src!r}), shardlog.workers.writer.__file__
 P = b"x" * 100
 for i in range({n}):
     g.append([((1, i), P)], flush=True)
@@ -70,15 +72,30 @@ def _totals(pattern):
         if count is None or cmd is None:
             continue
         cmd = cmd.group(1)
-        role = ("worker" if "shardlog.workers" in cmd else "front" if " serve " in cmd
+        role = ("worker" if "-m shardlog.workers" in cmd else "front" if " serve " in cmd
                 else "client" if os.path.basename(path).startswith("client") else "embedded")
         out[role] = out.get(role, 0) + int(count.group(1))
     return out
 
 
+def _importable(src, work):
+    """A directory to put first on the path, where ``shardlog`` is ``src``'s,
+    its ``workers`` included. The editable install maps ``shardlog.workers``
+    to this checkout's workers/ folder (pyproject's package-dir): with only
+    ``src`` first on the path, another checkout was counted with this one's
+    workers."""
+    package = os.path.join(work, "path", "shardlog")
+    os.makedirs(package)
+    for name in os.listdir(os.path.join(src, "shardlog")):
+        os.symlink(os.path.join(src, "shardlog", name), os.path.join(package, name))
+    os.symlink(os.path.join(src, "workers"), os.path.join(package, "workers"))
+    return os.path.dirname(package)
+
+
 def run_embedded(src, n, work):
     data = os.path.join(work, "store")
-    code = _APPENDS.format(src=src, n=n, setup=_EMBEDDED[0].format(dir=data), teardown=_EMBEDDED[1])
+    code = _APPENDS.format(path=_importable(src, work), src=src, n=n, setup=_EMBEDDED[0].format(dir=data),
+                           teardown=_EMBEDDED[1])
     subprocess.run(_callgrind(os.path.join(work, "embedded.%p"), ["-c", code]), check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return _totals(os.path.join(work, "embedded.*"))
@@ -86,14 +103,16 @@ def run_embedded(src, n, work):
 
 def run_service(src, n, work):
     endpoint = f"ipc://{work}/front.sock"
-    env = dict(os.environ, PYTHONPATH=src)
+    path = _importable(src, work)
+    env = dict(os.environ, PYTHONPATH=path)
     with open(os.path.join(work, "front.log"), "w") as log:
         front = subprocess.Popen(_callgrind(os.path.join(work, "server.%p"),
                                             ["-m", "shardlog", "serve", "--bind", endpoint, "--data-dir",
                                              os.path.join(work, "data"), "--disk-reserve-bytes", "0"]),
-                                 cwd=src, env=env, stdout=log, stderr=subprocess.STDOUT)
+                                 cwd=path, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            code = _APPENDS.format(src=src, n=n, setup=_CLIENT[0].format(endpoint=endpoint), teardown=_CLIENT[1])
+            code = _APPENDS.format(path=path, src=src, n=n, setup=_CLIENT[0].format(endpoint=endpoint),
+                                   teardown=_CLIENT[1])
             subprocess.run(_callgrind(os.path.join(work, "client.%p"), ["-c", code]), env=env, check=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
         finally:
