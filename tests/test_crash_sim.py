@@ -18,7 +18,6 @@ from shardlog import DiskFailed, LogState
 from shardlog.engine import codec
 from shardlog.engine.recovery import prepared_chunk
 from shardlog.testing.simfs import SimFiles, SimulatedCrash, open_store
-from shardlog.workers import writer as writer_module
 from shardlog.workers.naming import PREPARED_FILE
 
 PATH = "/sim/data"
@@ -314,15 +313,13 @@ def test_a_relocation_run_cut_short_by_a_crash_is_dropped_whole(kept):
                 store.flush()
 
 
-def test_the_marks_never_run_ahead_of_a_chunk_whose_name_is_not_durable_yet(monkeypatch):
+def test_the_marks_never_run_ahead_of_a_chunk_whose_name_is_not_durable_yet():
     """A process crash leaves the newest chunk with its name not yet durable;
     the store reopens on the same disk, and its first batch does not fsync.
     The marks must not say that chunk's bytes are durable then: after a power
     loss the chunk is gone and the stream would end below them, which the
     next open refuses (a review found it; the marks were written after every
-    batch from the offset recovery ended at). The marks are written after
-    every batch here, as they were then, not once per SYNCED_MARK_STEP."""
-    monkeypatch.setattr(writer_module, "SYNCED_MARK_STEP", 1)
+    batch from the offset recovery ended at)."""
     settings = dict(chunk_max_size=1024, chunk_preallocate=False, write_buffer_size=64)
     fs = SimFiles()
     store = open_store(fs, PATH, **settings)

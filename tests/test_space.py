@@ -2,6 +2,8 @@
 must exist are known (format 2's footers and the data directory's marks)."""
 
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -11,6 +13,7 @@ from shardlog.engine import codec
 from shardlog.workers.marks import MARKS_FILE
 
 from .conftest import chunk_names, forget_sync, kill_after_flush
+from .service import ROOT
 
 SMALL = dict(chunk_max_size=4096, cache_max_items=10, cache_max_bytes=4096)
 
@@ -175,6 +178,28 @@ def test_newest_chunk_cut_below_what_was_synced(sealed):
     forget_sync(sealed)  # had it not been synced, it would be a torn tail
     with Store.open(sealed) as store:
         assert store.group(1).state().committed is None
+
+
+def test_damage_to_acknowledged_records_after_a_kill_is_refused_not_cut(tmp_path):
+    """A process killed right after its durable appends (``os._exit``: nothing
+    closes): the marks already say how far they were durable, so damage to the
+    last acknowledged record reads as lost records, not as a torn tail cut off
+    in silence. (A change that wrote the marks once per 4 KiB let the open cut
+    it; a review found it, and the change went.)"""
+    data_dir = tmp_path / "data"
+    child = (f"import os, sys\nsys.path.insert(0, {ROOT!r})\nfrom shardlog import Store\n"
+             f"g = Store.open({str(data_dir)!r}).group(1)\n"
+             "for i in range(5):\n    g.append([((1, i), b'p' * 100)], flush=True)\n"
+             "print(g._store._disks[0].end, flush=True)\nos._exit(0)\n")
+    end = int(subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=True,
+                             timeout=60).stdout)
+    newest = data_dir / chunk_names(data_dir)[-1]
+    start = int(newest.name[2:-4].replace("_", ""))
+    with open(newest, "r+b") as f:  # the last acknowledged record's last bytes read as zeros
+        f.seek(end - start - 50)
+        f.write(bytes(50))
+    with pytest.raises((ChunkMissing, CorruptedLog)):
+        Store.open(data_dir)
 
 
 def test_deleted_marks_are_refused(sealed):

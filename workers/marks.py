@@ -5,10 +5,9 @@ Chunk files alone cannot tell a deleted chunk from one never written: a
 missing oldest chunk looks like a purge, a missing or cut newest chunk like a
 crash before the writes. The marks say what must be there. ``oldest`` is
 written and fsynced before chunks are deleted (so files below it are leftovers
-of an interrupted deletion). ``synced`` is written after a batch is fsynced
-and reported, once it has moved on by SYNCED_MARK_STEP (workers/writer.py),
-and at a clean close; it is not fsynced itself: it can lag, but never exceed
-what is durable, so a stream that ends below it lost acknowledged records.
+of an interrupted deletion). ``synced`` is written after each batch is fsynced
+and reported, and not fsynced itself: it can lag, but never exceed what is
+durable, so a stream that ends below it lost acknowledged records.
 
 Two 32-byte slots, written alternately, each ``u64 seq, u64 oldest, u64
 synced, u64 crc32``: a torn write leaves the other slot whole.

@@ -52,15 +52,6 @@ SPARE_BYTES = 8 << 20
 #: Seconds between looks at the free space while the disk runs on its spare.
 SPARE_RECHECK = 1.0
 
-#: Bytes the marks' ``synced`` may lag behind the writer's fsync rounds (more
-#: only by the batch that crosses it): written after every batch, it cost a
-#: write call per durable append, 3.5 us of 30 in the embedded durable loop
-#: (issue 12); once per page, about 0.1 us. Small, because a damaged tail
-#: past the mark is taken for a torn write after a crash, and cut: past it,
-#: damage to acknowledged records is not told from a crash. A clean close
-#: writes it exactly.
-SYNCED_MARK_STEP = 4 << 10
-
 #: Upper bounds (seconds) of the sync-round latency histogram; one more bucket holds the rest.
 SYNC_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -357,17 +348,19 @@ class ChunkWriter:
             for chunk in [c for c in self._fds if c != newest]:
                 self.files.close(self._fds.pop(chunk))
 
-    def record_synced(self, exactly=False):
+    def record_synced(self):
         """Write to the marks how far this writer's fsync rounds made the stream
-        durable, once that has moved SYNCED_MARK_STEP bytes on (``exactly``:
-        any move). Its owner calls it after reporting a batch, not inside
+        durable. Its owner calls it after reporting a batch, not inside
         ``sync``: the mark need not be durable and may lag, and its write then
         delays no reply (issue 12). Not ``synced``, which starts where recovery
         ended: the newest chunk's name may not be durable until a round has
         fsynced the directory (a review found the marks then ran ahead of the
-        chunks on disk, and the next open refused them)."""
-        if self._round_synced - self.marks.synced >= (1 if exactly else SYNCED_MARK_STEP):
-            self.marks.set_synced(self._round_synced)
+        chunks on disk, and the next open refused them). After every batch,
+        though it costs a write call per durable append (3.5 us of 30 in a hot
+        embedded loop): past the mark, damage to acknowledged records would be
+        cut as a torn tail after a crash (a review found it of a mark written
+        once per 4 KiB)."""
+        self.marks.set_synced(self._round_synced)
 
     def snapshot(self):
         """The counters, with sync-round latency percentiles and the rate since the last snapshot."""
@@ -419,10 +412,6 @@ class ChunkWriter:
                 self._discard_prepared()
             except OSError as exc:
                 log.warning("%s: could not delete %s: %s", self.data_dir, PREPARED_FILE, exc)
-        try:
-            self.record_synced(exactly=True)
-        except OSError as exc:  # (it may lag: recovery then takes a damaged tail past it for a torn one)
-            log.warning("%s: could not write the marks: %s", self.data_dir, exc)
         self.marks.close()
         if self._trace_fd is not None:
             os.close(self._trace_fd)
