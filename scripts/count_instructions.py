@@ -35,7 +35,7 @@ import sys, time
 sys.path.insert(0, {path!r})
 {setup}
 import os, shardlog.workers.writer
-assert os.path.realpath(shardlog.workers.writer.__file__).startswith({src!r}), shardlog.workers.writer.__file__
+assert os.path.realpath(shardlog.workers.writer.__file__).startswith({src!r} + os.sep), shardlog.workers.writer.__file__
 P = b"x" * 100
 for i in range({n}):
     g.append([((1, i), P)], flush=True)
@@ -144,7 +144,7 @@ def main():
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is needed (apt-get install valgrind)")
-    src = os.path.abspath(args.src)
+    src = os.path.realpath(args.src)
     print(f"instructions per durable append of {src}:")
     if args.only in (None, "embedded"):
         for role, count in per_append(run_embedded, src).items():
