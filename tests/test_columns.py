@@ -1,16 +1,22 @@
 """Appends in columns (shardlog/columns.py): recorded, sent, checked and applied
 as the same appends in rows would be."""
 
+from array import array
+
 import msgpack
 import pytest
 import zmq
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from shardlog import InvalidArgument, LogIdNonConsecutive, LogIdReversal, LogState
+from shardlog import InvalidArgument, LogIdNonConsecutive, LogIdReversal, LogState, ShardlogError
 from shardlog.batch import Batch
 from shardlog.client.core import Core, batch_op
 from shardlog.client.protocol import unpack
 from shardlog.columns import AppendColumns
 from shardlog.errors import BadRequest
+from shardlog.ops import check_log_id_columns, check_log_ids
+from shardlog.types import U64_MAX
 
 from .conftest import snapshot
 
@@ -285,8 +291,6 @@ def test_then_is_checked_against_the_ops_before_it(open_store):
 
 
 def test_read_replies_in_columns_decode_to_rows_and_disagreeing_columns_are_refused():
-    from array import array
-
     from shardlog.client.protocol import columns_in, columns_out
 
     page = columns_out(7, array("Q", [1, 1, 3]), array("I", [2, 0, 3]), [b"ab", b"", b"xyz"], 10)
@@ -294,3 +298,42 @@ def test_read_replies_in_columns_decode_to_rows_and_disagreeing_columns_are_refu
     for bad in (dict(page, data=b"abxy"), dict(page, data=b"abxyz!"), dict(page, sizes=page["sizes"][:4])):
         with pytest.raises(BadRequest, match="disagree"):
             columns_in(bad)
+
+
+def _outcome(check, *args):
+    try:
+        return check(*args)
+    except ShardlogError as exc:
+        return type(exc), str(exc)
+
+
+# Runs that are mostly well formed, and some that are not: a term or an index
+# out of step, anywhere, near the top of the u64 range too.
+_RUNS = st.tuples(st.integers(0, 3), st.integers(0, U64_MAX - 10), st.integers(1, 12),
+                  st.lists(st.tuples(st.integers(0, 11), st.sampled_from(["term-", "term+", "index-", "index+"])),
+                           max_size=2))
+_LASTS = st.one_of(st.none(), st.tuples(st.integers(0, 4), st.integers(0, U64_MAX)))
+
+
+@settings(max_examples=400, deadline=None)
+@given(_RUNS, _LASTS, st.booleans())
+def test_the_check_of_a_run_in_columns_is_the_rule_row_by_row(run, last, follow):
+    """check_log_id_columns answers as check_log_ids does: the same new last,
+    or the same error for the same log id."""
+    term, first, n, changes = run
+    terms, indexes = array("Q", [term] * n), array("Q", range(first, first + n))
+    for k, change in changes:
+        k %= n
+        if change == "term-":
+            terms[k] = max(0, terms[k] - 1)
+        elif change == "term+":
+            for j in range(k, n):
+                terms[j] += 1
+        elif change == "index-":
+            indexes[k] = max(0, indexes[k] - 1)
+        else:
+            indexes[k] = min(U64_MAX, indexes[k] + 2)
+    if follow:  # a last the run goes on from
+        last = (terms[0], indexes[0] - 1) if indexes[0] else None
+    expected = _outcome(check_log_ids, last, list(zip(terms, indexes)))
+    assert _outcome(check_log_id_columns, last, terms, indexes) == expected

@@ -37,7 +37,16 @@ from shardlog.errors import (
     Timeout,
     TooManyGroups,
 )
-from shardlog.ops import AFTER_APPENDS, APPEND, NO_RECORD, WRITE_OPS, apply_append, check_log_ids, with_write_ops
+from shardlog.ops import (
+    AFTER_APPENDS,
+    APPEND,
+    NO_RECORD,
+    WRITE_OPS,
+    apply_append,
+    check_log_id_columns,
+    check_log_ids,
+    with_write_ops,
+)
 from shardlog.types import Entry, FlushCallback, LogState
 from shardlog.workers.files import OS_FILES
 from shardlog.workers.naming import chunk_path
@@ -464,8 +473,10 @@ class Store:
                     writable.add(group.disk)
                 state = states.get(gid)
                 last = state.last if state is not None else None if group is None else group.last
-            log_ids = ((terms[lo], indexes[lo]),) if hi - lo == 1 else zip(terms[lo:hi], indexes[lo:hi])
-            lasts[gid] = check_log_ids(last, log_ids)
+            if hi - lo == 1:
+                lasts[gid] = check_log_ids(last, ((terms[lo], indexes[lo]),))
+            else:
+                lasts[gid] = check_log_id_columns(last, terms[lo:hi], indexes[lo:hi])
         return runs
 
     def _placement(self, gids):
