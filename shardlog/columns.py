@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import sys
 from array import array
-from itertools import accumulate
+from io import BytesIO
+from itertools import accumulate, compress, islice
+from operator import ne
 from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Self, Tuple, Union
 
 from .args import check_bytes
@@ -80,29 +82,27 @@ class AppendColumns:
         return len(gids) - n
 
     def runs(self) -> List[Tuple[int, int, int]]:
-        """``(gid, lo, hi)`` of each run of consecutive rows of one group."""
+        """``(gid, lo, hi)`` of each run of consecutive rows of one group; found in
+        C (where the gid changes), not by a Python step per row."""
         gids = self.gids
-        out = []
-        lo, n = 0, len(gids)
-        while lo < n:
-            gid = gids[lo]
-            hi = lo + 1
-            while hi < n and gids[hi] == gid:
-                hi += 1
-            out.append((gid, lo, hi))
-            lo = hi
-        return out
+        n = len(gids)
+        if not n:
+            return []
+        starts = [0, *compress(range(1, n), map(ne, gids, islice(gids, 1, None)))]
+        return list(zip(map(gids.__getitem__, starts), starts, [*islice(starts, 1, None), n]))
 
     def payload_starts(self) -> Column:
         """Where each row's payload starts in ``data``."""
         return array("Q", accumulate(self.sizes, initial=0))
 
-    def entries(self, lo: int, hi: int, starts: Column) -> List[Tuple[LogId, Union[bytes, bytearray]]]:
-        """Rows ``[lo, hi)`` as entries, ``[((term, index), payload), ...]``."""
-        terms, indexes, sizes, data = self.terms, self.indexes, self.sizes, self.data
-        return [((terms[k], indexes[k]), data[starts[k]:starts[k] + sizes[k]]) for k in range(lo, hi)]
+    def entries(self, lo: int, hi: int, starts: Column) -> List[Tuple[LogId, bytes]]:
+        """Rows ``[lo, hi)`` as entries, ``[((term, index), payload), ...]``, built
+        in C (a bulk append's entries took a sixth of the front's Python per
+        entry as a list comprehension, issue 11); payloads are bytes."""
+        payloads = map(BytesIO(self.data[starts[lo]:starts[hi]]).read, self.sizes[lo:hi])
+        return list(zip(zip(self.terms[lo:hi], self.indexes[lo:hi]), payloads))
 
-    def rows(self) -> List[Tuple[str, int, List[Tuple[LogId, Union[bytes, bytearray]]]]]:
+    def rows(self) -> List[Tuple[str, int, List[Tuple[LogId, bytes]]]]:
         """The same appends as row ops, ``[("append", gid, entries), ...]``."""
         starts = self.payload_starts()
         return [("append", gid, self.entries(lo, hi, starts)) for gid, lo, hi in self.runs()]

@@ -337,3 +337,26 @@ def test_the_check_of_a_run_in_columns_is_the_rule_row_by_row(run, last, follow)
         last = (terms[0], indexes[0] - 1) if indexes[0] else None
     expected = _outcome(check_log_ids, last, list(zip(terms, indexes)))
     assert _outcome(check_log_id_columns, last, terms, indexes) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.binary(max_size=5)), max_size=12), st.booleans())
+def test_runs_and_entries_are_the_rows_one_by_one(rows, recording):
+    """runs() and entries() as a Python loop over the rows finds them."""
+    sizes = array("I", [len(p) for _, p in rows])
+    data = b"".join(p for _, p in rows)
+    columns = AppendColumns(array("Q", [g for g, _ in rows]), array("Q", [7] * len(rows)),
+                            array("Q", range(len(rows))), sizes, bytearray(data) if recording else data)
+    expected, lo = [], 0
+    while lo < len(rows):
+        hi = lo + 1
+        while hi < len(rows) and rows[hi][0] == rows[lo][0]:
+            hi += 1
+        expected.append((rows[lo][0], lo, hi))
+        lo = hi
+    assert columns.runs() == expected
+    starts = columns.payload_starts()
+    for gid, lo, hi in expected:
+        entries = columns.entries(lo, hi, starts)
+        assert entries == [((7, k), rows[k][1]) for k in range(lo, hi)]
+        assert all(type(payload) is bytes for _, payload in entries)
