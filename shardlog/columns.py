@@ -17,8 +17,7 @@ from __future__ import annotations
 import sys
 from array import array
 from io import BytesIO
-from itertools import accumulate, compress, islice
-from operator import ne
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Self, Tuple, Union
 
 from .args import check_bytes
@@ -82,14 +81,18 @@ class AppendColumns:
         return len(gids) - n
 
     def runs(self) -> List[Tuple[int, int, int]]:
-        """``(gid, lo, hi)`` of each run of consecutive rows of one group; found in
-        C (where the gid changes), not by a Python step per row."""
+        """``(gid, lo, hi)`` of each run of consecutive rows of one group."""
         gids = self.gids
-        n = len(gids)
-        if not n:
-            return []
-        starts = [0, *compress(range(1, n), map(ne, gids, islice(gids, 1, None)))]
-        return list(zip(map(gids.__getitem__, starts), starts, [*islice(starts, 1, None), n]))
+        out = []
+        lo, n = 0, len(gids)
+        while lo < n:
+            gid = gids[lo]
+            hi = lo + 1
+            while hi < n and gids[hi] == gid:
+                hi += 1
+            out.append((gid, lo, hi))
+            lo = hi
+        return out
 
     def payload_starts(self) -> Column:
         """Where each row's payload starts in ``data``."""
