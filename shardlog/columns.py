@@ -17,7 +17,6 @@ from __future__ import annotations
 import sys
 from array import array
 from io import BytesIO
-from itertools import accumulate
 from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Self, Tuple, Union
 
 from .args import check_bytes
@@ -94,21 +93,16 @@ class AppendColumns:
             lo = hi
         return out
 
-    def payload_starts(self) -> Column:
-        """Where each row's payload starts in ``data``."""
-        return array("Q", accumulate(self.sizes, initial=0))
-
-    def entries(self, lo: int, hi: int, starts: Column) -> List[Tuple[LogId, bytes]]:
-        """Rows ``[lo, hi)`` as entries, ``[((term, index), payload), ...]``, built
-        in C (a bulk append's entries took a sixth of the front's Python per
-        entry as a list comprehension, issue 11); payloads are bytes."""
-        payloads = map(BytesIO(self.data[starts[lo]:starts[hi]]).read, self.sizes[lo:hi])
-        return list(zip(zip(self.terms[lo:hi], self.indexes[lo:hi]), payloads))
+    def cut(self) -> Tuple[List[LogId], List[bytes]]:
+        """Every row's log id and payload (bytes, whatever ``data`` is), as two
+        lists built in C: cut row by row in Python, a round's payload slices
+        and log ids took 410 ns a row, 195 this way (issue 11)."""
+        return list(zip(self.terms, self.indexes)), list(map(BytesIO(self.data).read, self.sizes))
 
     def rows(self) -> List[Tuple[str, int, List[Tuple[LogId, bytes]]]]:
         """The same appends as row ops, ``[("append", gid, entries), ...]``."""
-        starts = self.payload_starts()
-        return [("append", gid, self.entries(lo, hi, starts)) for gid, lo, hi in self.runs()]
+        log_ids, payloads = self.cut()
+        return [("append", gid, list(zip(log_ids[lo:hi], payloads[lo:hi]))) for gid, lo, hi in self.runs()]
 
     def payload_bytes(self) -> int:
         return len(self.data)

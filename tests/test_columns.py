@@ -309,7 +309,7 @@ def _outcome(check, *args):
 
 # Runs that are mostly well formed, and some that are not: a term or an index
 # out of step, anywhere, near the top of the u64 range too.
-_RUNS = st.tuples(st.integers(0, 3), st.integers(0, U64_MAX - 10), st.integers(1, 12),
+_RUNS = st.tuples(st.integers(0, 3), st.integers(0, U64_MAX - 12), st.integers(1, 12),
                   st.lists(st.tuples(st.integers(0, 11), st.sampled_from(["term-", "term+", "index-", "index+"])),
                            max_size=2))
 _LASTS = st.one_of(st.none(), st.tuples(st.integers(0, 4), st.integers(0, U64_MAX)))
@@ -341,8 +341,8 @@ def test_the_check_of_a_run_in_columns_is_the_rule_row_by_row(run, last, follow)
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 3), st.binary(max_size=5)), max_size=12), st.booleans())
-def test_runs_and_entries_are_the_rows_one_by_one(rows, recording):
-    """runs() and entries() as a Python loop over the rows finds them."""
+def test_runs_cut_and_rows_are_the_rows_one_by_one(rows, recording):
+    """runs(), cut() and rows() as a Python loop over the rows finds them."""
     sizes = array("I", [len(p) for _, p in rows])
     data = b"".join(p for _, p in rows)
     columns = AppendColumns(array("Q", [g for g, _ in rows]), array("Q", [7] * len(rows)),
@@ -355,8 +355,8 @@ def test_runs_and_entries_are_the_rows_one_by_one(rows, recording):
         expected.append((rows[lo][0], lo, hi))
         lo = hi
     assert columns.runs() == expected
-    starts = columns.payload_starts()
-    for gid, lo, hi in expected:
-        entries = columns.entries(lo, hi, starts)
-        assert entries == [((7, k), rows[k][1]) for k in range(lo, hi)]
-        assert all(type(payload) is bytes for _, payload in entries)
+    log_ids, payloads = columns.cut()
+    assert log_ids == [(7, k) for k in range(len(rows))] and payloads == [p for _, p in rows]
+    assert all(type(payload) is bytes for payload in payloads)
+    assert columns.rows() == [("append", gid, [((7, k), rows[k][1]) for k in range(lo, hi)])
+                              for gid, lo, hi in expected]

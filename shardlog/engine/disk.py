@@ -210,22 +210,20 @@ class Disk:
         if self.cache.evictable(self.synced):
             self.cache.evict(self.synced)
 
-    def append_columns(self, runs, columns, starts, apply):
-        """``append`` of the runs of a checked AppendColumns that fall on this
+    def append_columns(self, runs, log_ids, payloads, apply):
+        """``append`` of the runs of checked AppendColumns that fall on this
         disk, in order: ``runs`` holds ``(group, lo, hi)``, rows ``[lo, hi)``
-        being consecutive entries of ``group``; ``starts[k]`` is where row k's
-        payload starts in ``columns.data``."""
-        terms, indexes, sizes, data = columns.terms, columns.indexes, columns.sizes, columns.data
+        being consecutive entries of ``group``, whose log ids and payloads are
+        ``log_ids[lo:hi]`` and ``payloads[lo:hi]`` (AppendColumns.cut)."""
         singles = []
         for group, lo, hi in runs:
             if hi - lo == 1:
-                at = starts[lo]
-                singles.append((group, (terms[lo], indexes[lo]), data[at:at + sizes[lo]]))
+                singles.append((group, log_ids[lo], payloads[lo]))
                 continue
             if singles:
                 self.append_singles(singles, apply)
                 singles = []
-            self.append(group, columns.entries(lo, hi, starts), apply)
+            self.append(group, list(zip(log_ids[lo:hi], payloads[lo:hi])), apply)
         if singles:
             self.append_singles(singles, apply)
 

@@ -533,9 +533,9 @@ class Store:
             if disk_runs is None:
                 disk_runs = by_disk[group.disk] = []
             disk_runs.append((group, lo, hi))
-        starts = columns.payload_starts()
+        log_ids, payloads = columns.cut()
         for disk, disk_runs in by_disk.items():
-            disk.append_columns(disk_runs, columns, starts, apply_append)
+            disk.append_columns(disk_runs, log_ids, payloads, apply_append)
             if disk.end - disk.synced > self._max_unsynced:
                 crowded = crowded or set()
                 crowded.add(disk)
