@@ -340,12 +340,13 @@ def test_the_check_of_a_run_in_columns_is_the_rule_row_by_row(run, last, follow)
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 3), st.binary(max_size=5)), max_size=12), st.booleans())
+@given(st.lists(st.tuples(st.integers(0, 3), st.binary(max_size=5), st.integers(0, U64_MAX)), max_size=12),
+       st.booleans())
 def test_runs_cut_and_rows_are_the_rows_one_by_one(rows, recording):
     """runs(), cut() and rows() as a Python loop over the rows finds them."""
-    sizes = array("I", [len(p) for _, p in rows])
-    data = b"".join(p for _, p in rows)
-    columns = AppendColumns(array("Q", [g for g, _ in rows]), array("Q", [7] * len(rows)),
+    sizes = array("I", [len(p) for _, p, _ in rows])
+    data = b"".join(p for _, p, _ in rows)
+    columns = AppendColumns(array("Q", [g for g, _, _ in rows]), array("Q", [t for _, _, t in rows]),
                             array("Q", range(len(rows))), sizes, bytearray(data) if recording else data)
     expected, lo = [], 0
     while lo < len(rows):
@@ -356,7 +357,7 @@ def test_runs_cut_and_rows_are_the_rows_one_by_one(rows, recording):
         lo = hi
     assert columns.runs() == expected
     log_ids, payloads = columns.cut()
-    assert log_ids == [(7, k) for k in range(len(rows))] and payloads == [p for _, p in rows]
+    assert log_ids == [(t, k) for k, (_, _, t) in enumerate(rows)] and payloads == [p for _, p, _ in rows]
     assert all(type(payload) is bytes for payload in payloads)
-    assert columns.rows() == [("append", gid, [((7, k), rows[k][1]) for k in range(lo, hi)])
+    assert columns.rows() == [("append", gid, [((rows[k][2], k), rows[k][1]) for k in range(lo, hi)])
                               for gid, lo, hi in expected]

@@ -523,6 +523,7 @@ class Store:
         """``_apply`` of the runs of appends in columns that ``_plan_columns``
         checked, handed to each disk as one list (a group's runs stay in order:
         a group is on one disk). Returns ``(crowded, the disks written to)``."""
+        log_ids, payloads = columns.cut()  # (before any group is created: the allocations first)
         groups = self._groups
         by_disk = {}
         for gid, lo, hi in runs:
@@ -533,7 +534,6 @@ class Store:
             if disk_runs is None:
                 disk_runs = by_disk[group.disk] = []
             disk_runs.append((group, lo, hi))
-        log_ids, payloads = columns.cut()
         for disk, disk_runs in by_disk.items():
             disk.append_columns(disk_runs, log_ids, payloads, apply_append)
             if disk.end - disk.synced > self._max_unsynced:
