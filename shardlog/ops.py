@@ -98,9 +98,9 @@ def check_log_id_columns(last, terms, indexes):
     length, not empty), without a Python step per row when they are well
     formed: indexes one after another and terms that never go down make each
     log id follow the one before it, so only the first is checked against
-    ``last`` (bulk appends: a third of the front's Python per entry was this
-    loop, issue 11). Otherwise the rule runs row by row, and raises the error
-    of the first log id that breaks it."""
+    ``last`` (in bulk appends this loop ran 21 of the front's 153 bytecodes
+    per entry, issue 11). Otherwise the rule runs row by row, and raises the
+    error of the first log id that breaks it."""
     n = len(indexes)
     first = indexes[0]
     if (indexes[n - 1] - first == n - 1 and indexes == array("Q", range(first, first + n))
