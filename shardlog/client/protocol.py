@@ -7,11 +7,10 @@ a LogState as a 5-element array ``[vote, last, committed, purged, user_data]``.
 
 import sys
 from array import array
-from io import BytesIO
 
 import msgpack
 
-from shardlog.columns import little_endian
+from shardlog.columns import cut_payloads, little_endian
 from shardlog.errors import BadRequest, ServerError, ShardlogError, error_classes
 from shardlog.ops import WRITE_OPS
 from shardlog.types import LogState
@@ -105,10 +104,7 @@ def columns_in(page):
     data, first = page["data"], page["first"]
     if len(terms) != len(sizes) or sum(sizes) != len(data):
         raise BadRequest("a read reply whose columns disagree")
-    # Each payload is read off the blob in C: a slice per entry, built in a
-    # Python loop, took a third of the decoding (issue 11: reads).
-    payloads = map(BytesIO(data).read, sizes)
-    return list(zip(zip(terms, range(first, first + len(terms))), payloads))
+    return list(zip(zip(terms, range(first, first + len(terms))), cut_payloads(data, sizes)))
 
 
 # ------------------------------------------------------------ replies
