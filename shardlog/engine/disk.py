@@ -13,7 +13,6 @@ too, and call user callbacks only after releasing it.
 
 import logging
 import os
-import zlib
 from array import array
 from collections import deque
 
@@ -46,7 +45,7 @@ FIRST_RESERVE = 4 << 20
 # Bound once: the hot path calls them for every entry.
 _pack_append = APPEND_HEAD.pack
 _pack_crc = CRC.pack
-_crc32 = zlib.crc32
+_crc32 = codec.crc32
 
 
 class Disk:

@@ -23,7 +23,6 @@ it lost.
 
 import logging
 import os
-import zlib
 from array import array
 from typing import NamedTuple
 
@@ -579,7 +578,7 @@ def _replay_chunk(state, chunk, data, start, path, last_chunk, mode, truncate_in
     unpack_type = U32.unpack_from
     unpack_append = APPEND_HEAD.unpack_from
     unpack_crc = CRC.unpack_from
-    crc32 = zlib.crc32
+    crc32 = codec.crc32
     version = codec.FORMAT_VERSION
     sealed = False
     cut = ()
