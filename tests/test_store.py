@@ -6,6 +6,7 @@ import threading
 import pytest
 
 from shardlog import (
+    CorruptedLog,
     GroupNotFound,
     InvalidArgument,
     LogIdMismatch,
@@ -16,6 +17,7 @@ from shardlog import (
     StoreClosed,
     VoteReversal,
 )
+from shardlog.workers.files import OsFiles
 from shardlog.workers.naming import chunk_file_name
 
 from .conftest import chunk_names
@@ -274,6 +276,62 @@ def test_read_without_cache(open_store):
     assert store.stat()["disks"][0]["cache"]["items"] == 0, "durable: all evicted"
     assert list(g.read(0, 1000)) == want
     assert store.stat()["disks"][0]["cache"]["misses"] == len(want)
+
+
+class CountingPreads(OsFiles):
+    def __init__(self):
+        self.preads = 0
+
+    def pread(self, fd, size, offset):
+        self.preads += 1
+        return super().pread(fd, size, offset)
+
+
+def uncached_store(open_store, files):
+    """Small chunks, no cache: every durable entry is read from the chunk files."""
+    return open_store(files=files, chunk_max_records=400, cache_max_items=0, cache_max_bytes=0)
+
+
+def test_uncached_reads_take_a_pread_per_run_of_adjacent_records_not_one_per_entry(open_store):
+    files = CountingPreads()
+    store = uncached_store(open_store, files)
+    run = [((1, i), b"p%d" % i * (i % 7)) for i in range(1, 1001)]  # (some empty)
+    store.group(1).append(run)  # one group's run: adjacent records, over three chunks
+    rows = []
+    for i in range(1001, 1101):  # then each record of group 1 lies between two of group 2
+        with store.batch() as batch:
+            batch.group(1).append([((2, i), b"a%d" % i)])
+            batch.group(2).append([((2, i), b"b%d" % i)])
+        rows.append(((2, i), b"a%d" % i))
+    store.flush()
+    before = files.preads
+    assert list(store.group(1).read(0, 2000)) == run + rows
+    assert store.stat()["disks"][0]["cache"]["misses"] == 1100
+    # A pread for each chunk of the run (records do not span chunks), one for
+    # each row: 1100 when every entry took its own.
+    assert files.preads - before <= 4 + 100
+
+
+def test_a_damaged_record_is_refused_on_reading_it_and_names_its_place(open_store, data_dir):
+    store = uncached_store(open_store, OsFiles())
+    store.group(1).append([((1, i), b"payload %d" % i) for i in range(1, 1001)])
+    store.flush()
+    disk = store._disks[0]
+    _, offset, _ = store._groups[1].index.locate(250)
+    chunk = disk.chunks.find(offset).start
+    assert disk.chunks.find(offset).end is not None, "in a sealed chunk: opening reads its footer, not its records"
+    store.close()
+    path = data_dir / chunk_file_name(chunk)
+    data = bytearray(path.read_bytes())
+    data[offset - chunk + 40] ^= 1  # a payload byte
+    path.write_bytes(bytes(data))
+    store = uncached_store(open_store, OsFiles())
+    g = store.group(1)
+    assert list(g.read(1, 250)) == [((1, i), b"payload %d" % i) for i in range(1, 250)]
+    with pytest.raises(CorruptedLog) as err:
+        list(g.read(1, 1001))
+    assert (err.value.path, err.value.offset) == (str(path), offset - chunk)
+    assert "damaged" in str(err.value)
 
 
 def test_sync(open_store, data_dir):

@@ -77,6 +77,8 @@ APPEND_HEAD = struct.Struct(">IQQQI")
 APPEND_OVERHEAD = APPEND_HEAD.size + CRC.size
 #: Where an Append's payload starts, counted from the record's first byte.
 APPEND_PAYLOAD_AT = APPEND_HEAD.size
+#: An Append's head read for its type and payload length only (what a read checks).
+APPEND_TYPE_AND_SIZE = struct.Struct(">I24xI")
 
 _NONE = b"\x00"
 _SOME = b"\x01"

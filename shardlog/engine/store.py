@@ -609,15 +609,15 @@ class Store:
                 hi = lo + min(len(sizes), 1 + bisect_right(before, max_bytes, 0, len(sizes) - 1))
                 del sizes[hi - lo:]
             terms = index.term_column(base + lo, base + hi)
-            get = group.payloads.get
-            payloads = [get(i) for i in range(lo, hi)]
+            payloads = list(map(group.payloads.get, range(lo, hi)))
             misses = 0
             if None in payloads:
-                read, offset = group.disk.read_payload, index.offset
-                for k, payload in enumerate(payloads):
-                    if payload is None:
-                        payloads[k] = read(offset(base + lo + k), sizes[k])
-                        misses += 1
+                missing = [k for k, payload in enumerate(payloads) if payload is None]
+                offsets = index.offset_column(base + lo, base + hi)
+                read = group.disk.read_payloads([offsets[k] for k in missing], [sizes[k] for k in missing])
+                for k, payload in zip(missing, read):
+                    payloads[k] = payload
+                misses = len(missing)
             cache = group.disk.cache
             cache.hits += len(payloads) - misses
             cache.misses += misses
