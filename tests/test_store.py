@@ -17,6 +17,7 @@ from shardlog import (
     StoreClosed,
     VoteReversal,
 )
+from shardlog.engine.codec import APPEND_OVERHEAD
 from shardlog.workers.files import OsFiles
 from shardlog.workers.naming import chunk_file_name
 
@@ -332,6 +333,20 @@ def test_a_damaged_record_is_refused_on_reading_it_and_names_its_place(open_stor
         list(g.read(1, 1001))
     assert (err.value.path, err.value.offset) == (str(path), offset - chunk)
     assert "damaged" in str(err.value)
+
+
+def test_a_chunk_file_cut_short_under_a_read_is_refused_at_the_first_record_not_whole(open_store, data_dir):
+    store = uncached_store(open_store, OsFiles())
+    store.group(1).append([((1, i), b"payload %d" % i) for i in range(1, 1001)])
+    store.flush()
+    _, offset, size = store._groups[1].index.locate(250)
+    chunk = store._disks[0].chunks.find(offset).start
+    os.truncate(data_dir / chunk_file_name(chunk), offset - chunk + 10)  # 10 bytes into entry 250's record
+    assert list(store.group(1).read(1, 250)) == [((1, i), b"payload %d" % i) for i in range(1, 250)]
+    with pytest.raises(CorruptedLog) as err:
+        list(store.group(1).read(1, 1001))
+    assert err.value.offset == offset - chunk
+    assert err.value.reason == f"short read: 10 of {APPEND_OVERHEAD + size} bytes"
 
 
 def test_sync(open_store, data_dir):

@@ -662,19 +662,19 @@ class Disk:
             if fd is None:  # (0 is a descriptor too)
                 fd = readers.open(chunk.start)
             data = pread(fd, span_end - first, first - chunk.start)
-            if len(data) < span_end - first:
-                at = max(offsets[i] for i in range(k, j) if offsets[i] - first <= len(data))
-                raise CorruptedLog(chunk_path(self.path, chunk.start), at - chunk.start,
-                                   f"short read: the file ends {span_end - first - len(data)} bytes before "
-                                   "the record's end")
+            if len(data) < span_end - first:  # the first record not whole: the last one begun
+                short = max(i for i in range(k, j) if offsets[i] - first <= len(data))
+                at = offsets[short] - first
+                raise CorruptedLog(chunk_path(self.path, chunk.start), offsets[short] - chunk.start,
+                                   f"short read: {len(data) - at} of {APPEND_OVERHEAD + sizes[short]} bytes")
             view = memoryview(data)
-            for k in range(k, j):
-                at = offsets[k] - first
-                end = at + APPEND_OVERHEAD + sizes[k]
+            for i in range(k, j):
+                at = offsets[i] - first
+                end = at + APPEND_OVERHEAD + sizes[i]
                 rtype, size = type_and_size(data, at)
-                if ((rtype != APPEND and rtype != relocate) or size != sizes[k]
+                if ((rtype != APPEND and rtype != relocate) or size != sizes[i]
                         or unpack_crc(data, end - 8)[0] != crc32(view[at:end - 8])):
-                    raise CorruptedLog(chunk_path(self.path, chunk.start), offsets[k] - chunk.start,
+                    raise CorruptedLog(chunk_path(self.path, chunk.start), offsets[i] - chunk.start,
                                        "the entry's record is damaged (type, length or crc32 checksum)")
                 out.append(data[at + APPEND_PAYLOAD_AT:end - 8])
             k = j
