@@ -61,7 +61,7 @@ class Disk:
         #: Bytes the open chunk's file is given up front (workers/writer.py,
         #: "preallocated chunk files"): see _reserve_for_next.
         self.reserve = 0
-        self.cache = PayloadCache(settings["cache_max_items"], settings["cache_max_bytes"])
+        self.cache = PayloadCache(settings["cache_max_items"], settings["cache_max_bytes"], self)
         self.readers = Readers(self.path, settings["max_open_chunk_files"], files)
         self.chunks = recovered.chunks
         #: Groups by id: all of the store's once it opens (it shares one dict
@@ -206,7 +206,7 @@ class Disk:
             self.chunks.live_bytes += nbytes + count * APPEND_OVERHEAD
             self.end = offset
             apply(group, entries if count == n else entries[first:i])
-            self.cache.added(group, entries[first][0][1], entries[i - 1][0][1], offset, nbytes)
+            self.cache.added(gid, entries[first][0][1], entries[i - 1][0][1], offset, nbytes)
             self.after_write()
         if self.cache.evictable(self.synced):
             self.cache.evict(self.synced)
@@ -252,7 +252,8 @@ class Disk:
                 index.start_at(idx, term)
                 places = index.places
             size = len(payload)
-            head = pack(APPEND, group.gid, term, idx, size)
+            gid = group.gid
+            head = pack(APPEND, gid, term, idx, size)
             buf += head
             buf += payload
             buf += pack_crc(crc32(payload, crc32(head)))
@@ -271,7 +272,7 @@ class Disk:
                 group.chunk = chunk
                 chunk.touched.append(group)
             apply(group, ((log_id, payload),))
-            writes.append((group, idx, idx, end, size))  # cache.added, inlined
+            writes.append((gid, idx, idx, end, size))  # cache.added, inlined
             chunk.records += 1
             if chunk.records >= max_records or end >= limit or len(buf) >= buffer_size:
                 self._count_appends(chunk, end, count, nbytes)
@@ -629,7 +630,7 @@ class Disk:
         chunk = chunks.open
         chunk.live += n - head
         chunk.records += n - head
-        self.cache.added(group, first, first + n - head - 1, offset, nbytes)
+        self.cache.added(gid, first, first + n - head - 1, offset, nbytes)
         self.after_write()
 
     # ------------------------------------------------------------ reading
