@@ -349,6 +349,27 @@ def test_a_chunk_file_cut_short_under_a_read_is_refused_at_the_first_record_not_
     assert err.value.reason == f"short read: 10 of {APPEND_OVERHEAD + size} bytes"
 
 
+def test_a_group_created_again_keeps_its_payloads_when_the_old_groups_writes_are_evicted(open_store):
+    """The cache remembers writes by gid: evicting the dropped group's durable
+    writes must leave the new group's payloads at the same indexes, not yet
+    durable (the only copy until the fsync)."""
+    store = open_store(cache_max_items=24, chunk_preallocate=False)
+    g = store.group(1)
+    for i in range(10):
+        g.append([((1, i), b"old%d" % i)])
+    g.append([((1, i), b"old%d" % i) for i in range(10, 20)])
+    store.flush()
+    store.drop_group(1)
+    disk = store._disks[0]
+    assert sum(1 for write in disk.cache.writes if write[0] == 1) == 11, "the old writes wait to be evicted"
+    g.append([((2, i), b"new%d" % i) for i in range(12)])  # the same indexes, not durable
+    for i in range(12, 16):
+        g.append([((2, i), b"new%d" % i)])
+    assert not any(write[0] == 1 and write[3] <= disk.synced for write in disk.cache.writes), "evicted"
+    assert sorted(store._groups[1].payloads) == list(range(16))
+    assert [p for _, p in g.read(0, 16)] == [b"new%d" % i for i in range(16)]
+
+
 def test_sync(open_store, data_dir):
     store = open_store(chunk_max_records=5)
     g = store.group(1)

@@ -24,8 +24,10 @@ class PayloadCache:
     def __init__(self, max_items, max_bytes, disk):
         self.max_items = max_items
         self.max_bytes = max_bytes
-        #: Whose payloads these are: its ``groups`` (by id) hold the groups of
-        #: the writes, but for those dropped since.
+        #: Whose payloads these are. Its ``groups`` is the store's dict of every
+        #: group by id, those of its other disks too: a write's gid may name a
+        #: group dropped since, or one created again under it, on this disk or
+        #: another (whose offsets are another stream's).
         self.disk = disk
         #: ``(gid, first index, last index, stream end offset, payload bytes)`` per write.
         self.writes = deque()
