@@ -117,6 +117,20 @@ def test_a_lagging_group_is_reported_then_relocated(data_dir):
         assert disk_bytes(data_dir) <= bound + settings["chunk_max_size"]
 
 
+def test_a_dropped_lagging_group_is_no_longer_reported(data_dir):
+    """Its notice goes with it: a group created again under its gid (on any
+    disk) inherited it until the next rotation."""
+    settings = dict(SMALL, relocate_max_bytes=1000, lagging_rounds=50)
+    with Store.open(data_dir, **settings) as store:
+        store.group(5).append([((1, i), b"x" * 100) for i in range(20)])
+        churn(store, 1, 200)
+        assert [g["gid"] for g in store.stat()["disks"][0]["lagging_groups"]] == [5]
+        store.drop_group(5)
+        assert store.stat()["disks"][0]["lagging_groups"] == []
+        store.group(5).append([((1, 0), b"x")])  # the gid again: a new group, in the newest chunk
+        assert store.stat()["disks"][0]["lagging_groups"] == []
+
+
 def test_restarts_leave_no_chunk_behind(data_dir):
     """Opening goes on writing the newest chunk: five restarts add no chunk that
     outlives the next purge."""

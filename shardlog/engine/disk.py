@@ -142,6 +142,7 @@ class Disk:
         self.chunks.leave_base(group, self.end)
         group.drop_all()
         del self.groups[group.gid]
+        self.lagging.pop(group.gid, None)  # (a group created again under its gid starts afresh)
         self.group_count -= 1
         self.after_write()
 
