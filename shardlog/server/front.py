@@ -54,6 +54,13 @@ from .worker_flusher import WorkerFlusher, pump_all, worker_flusher_factory
 log = logging.getLogger("shardlog.front")
 
 SERVER_NAME = "shardlog 0.1.0"
+#: Allocations that start a collection of the youngest generation (Python's
+#: default: 700). A batch of a 1000-group round holds a few thousand objects
+#: at once (rows per entry) that all die with it: at 700 the collector ran
+#: every ~540 entries and walked them. In 1000-group rounds, the front's
+#: collections took 0.86 ms a round at 700, 0.19 at this (its pauses 4.3 ms
+#: at most), and its CPU an entry went from 8.0-8.6 to 7.8-8.1 us.
+GC_YOUNG_THRESHOLD = 10_000
 _LOOPBACK = ("tcp://127.", "tcp://localhost:", "tcp://[::1]:", "ipc://", "inproc://")
 
 
@@ -144,6 +151,7 @@ class Front:
             # longer walks it (at 300k groups one took 588 ms, all of it a
             # pause of this loop; after the freeze, under 1 ms).
             gc.freeze()
+            gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
             stat = self.store.stat()
             log.info("opened %d data director%s in %.3f s: %d groups, %d entries",
                      len(data_dirs), "y" if len(data_dirs) == 1 else "ies",
@@ -480,6 +488,8 @@ class Front:
         stat = self.store.stat(group_limit=group_limit)
         stat["front"] = self._process_stat(os.getpid())
         stat["front"]["gc_frozen_objects"] = gc.get_freeze_count()  # (see __init__)
+        stat["front"]["gc_thresholds"] = list(gc.get_threshold())
+        stat["front"]["gc_collections"] = [generation["collections"] for generation in gc.get_stats()]
         for disk in stat["disks"]:
             disk["worker"] = self._process_stat(disk["flusher"].get("pid"))
             usage = psutil.disk_usage(disk["path"])
