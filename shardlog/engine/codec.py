@@ -30,6 +30,7 @@ FOOTER = 10
 #: A live entry copied forward out of an old chunk; the same body as Append.
 RELOCATE = 11
 
+
 def _fastest_crc32():
     """zlib-ng's crc32 where it is installed (a dependency), else zlib's: the
     same CRC-32 (IEEE), but a record's two calls (a 36-byte head, a 100-byte
