@@ -313,14 +313,25 @@ def test_uncached_reads_take_a_pread_per_run_of_adjacent_records_not_one_per_ent
     assert files.preads - before <= 4 + 100
 
 
+def numbered(lo, hi):
+    """Entries ``[lo, hi)`` of term 1 whose payloads name their index."""
+    return [((1, i), b"payload %d" % i) for i in range(lo, hi)]
+
+
+def entry_250_on_disk(store):
+    """Entries 1..1000 of group 1, durable; where entry 250's record lies:
+    ``(its chunk's start, its offset, its payload size)``."""
+    store.group(1).append(numbered(1, 1001))
+    store.flush()
+    _, offset, size = store._groups[1].index.locate(250)
+    chunk = store._disks[0].chunks.find(offset)
+    assert chunk.end is not None, "in a sealed chunk: opening reads its footer, not its records"
+    return chunk.start, offset, size
+
+
 def test_a_damaged_record_is_refused_on_reading_it_and_names_its_place(open_store, data_dir):
     store = uncached_store(open_store, OsFiles())
-    store.group(1).append([((1, i), b"payload %d" % i) for i in range(1, 1001)])
-    store.flush()
-    disk = store._disks[0]
-    _, offset, _ = store._groups[1].index.locate(250)
-    chunk = disk.chunks.find(offset).start
-    assert disk.chunks.find(offset).end is not None, "in a sealed chunk: opening reads its footer, not its records"
+    chunk, offset, _ = entry_250_on_disk(store)
     store.close()
     path = data_dir / chunk_file_name(chunk)
     data = bytearray(path.read_bytes())
@@ -328,7 +339,7 @@ def test_a_damaged_record_is_refused_on_reading_it_and_names_its_place(open_stor
     path.write_bytes(bytes(data))
     store = uncached_store(open_store, OsFiles())
     g = store.group(1)
-    assert list(g.read(1, 250)) == [((1, i), b"payload %d" % i) for i in range(1, 250)]
+    assert list(g.read(1, 250)) == numbered(1, 250)
     with pytest.raises(CorruptedLog) as err:
         list(g.read(1, 1001))
     assert (err.value.path, err.value.offset) == (str(path), offset - chunk)
@@ -337,12 +348,9 @@ def test_a_damaged_record_is_refused_on_reading_it_and_names_its_place(open_stor
 
 def test_a_chunk_file_cut_short_under_a_read_is_refused_at_the_first_record_not_whole(open_store, data_dir):
     store = uncached_store(open_store, OsFiles())
-    store.group(1).append([((1, i), b"payload %d" % i) for i in range(1, 1001)])
-    store.flush()
-    _, offset, size = store._groups[1].index.locate(250)
-    chunk = store._disks[0].chunks.find(offset).start
+    chunk, offset, size = entry_250_on_disk(store)
     os.truncate(data_dir / chunk_file_name(chunk), offset - chunk + 10)  # 10 bytes into entry 250's record
-    assert list(store.group(1).read(1, 250)) == [((1, i), b"payload %d" % i) for i in range(1, 250)]
+    assert list(store.group(1).read(1, 250)) == numbered(1, 250)
     with pytest.raises(CorruptedLog) as err:
         list(store.group(1).read(1, 1001))
     assert err.value.offset == offset - chunk
